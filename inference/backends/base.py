@@ -1,0 +1,23 @@
+"""The interface every backend implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+#: The inputs a BERT-style classifier may take, in the order exported to ONNX.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Backend(Protocol):
+    """Runs a batch of padded token windows through the model and returns raw logits."""
+
+    #: short name used in logs and benchmarks, e.g. ``"torch"`` or ``"onnx-int8"``
+    name: str
+    #: the subset of :data:`MODEL_INPUTS` the model takes
+    input_names: tuple[str, ...]
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Return float32 logits of shape ``(batch, num_labels)`` for int64 inputs."""
+        ...

@@ -1,0 +1,414 @@
+"""The :class:`Classifier`: batched, length-sorted, windowed prediction with thresholds.
+
+Scores are *potential indications for human verification*, never verdicts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+
+from inference.backends.base import Backend
+from inference.modeldir import (
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_STRIDE,
+    DEFAULT_THRESHOLD,
+    ONNX_FP32_FILE,
+    ONNX_INT8_FILE,
+    WEIGHTS_FILE,
+    ModelInfo,
+    check_model_dir,
+    read_model_info,
+)
+from inference.taxonomy import Taxonomy
+from inference.text import normalize_text
+from inference.windows import Window, WindowTokenizer
+
+if TYPE_CHECKING:
+    from inference.explain import Explanation
+
+Threshold = float | Mapping[str, float] | None
+EMPTY_TEXT_WARNING = "empty or whitespace-only text: not scored, no labels"
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@dataclass
+class Prediction:
+    """The model's output for one text.
+
+    ``labels`` are the fired labels in taxonomy order (``[]`` means ``tidak_ada_indikasi``);
+    ``scores`` holds a probability in [0, 1] for every label.
+    """
+
+    labels: list[str]
+    scores: dict[str, float]
+    warning: str | None = None
+    num_windows: int = 1
+    negative_label: str = field(default="tidak_ada_indikasi", repr=False)
+
+    @property
+    def flagged(self) -> bool:
+        """True when any violation label fired (a potential indication to verify)."""
+        return bool(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: labels, flagged, scores, warning, num_windows."""
+        return {
+            "labels": list(self.labels),
+            "flagged": self.flagged,
+            "scores": dict(self.scores),
+            "warning": self.warning,
+            "num_windows": self.num_windows,
+        }
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float32)
+
+
+def _onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _torch_cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _choose_backend(
+    path: Path, backend: str, device: str, onnx_file: str | None
+) -> tuple[str, Path | None]:
+    """Resolve ``backend="auto"``: int8 ONNX on CPU when present, else fp32 ONNX, else torch."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if onnx_file is not None:
+        candidates = [path / onnx_file if not Path(onnx_file).is_absolute() else Path(onnx_file)]
+    else:
+        candidates = [path / ONNX_INT8_FILE, path / ONNX_FP32_FILE]
+    if backend == "onnx":
+        for candidate in candidates:
+            if candidate.is_file():
+                return "onnx", candidate
+        raise FileNotFoundError(
+            f"backend='onnx' but no ONNX file in {path}: looked for "
+            f"{', '.join(str(c) for c in candidates)}. Export with "
+            f"`python -m inference.export --model-dir {path} --quantize int8`."
+        )
+    if backend == "torch":
+        return "torch", None
+    wants_gpu = device.startswith("cuda") or (device == "auto" and _torch_cuda_available())
+    if not wants_gpu and _onnx_available():
+        for candidate in candidates:
+            if candidate.is_file():
+                return "onnx", candidate
+    if importlib.util.find_spec("torch") is None:
+        raise FileNotFoundError(
+            f"torch is not installed and {path} has no ONNX export; install torch or export "
+            "the model to ONNX on a machine with torch."
+        )
+    return "torch", None
+
+
+class Classifier:
+    """Multi-label classifier for potentially non-neutral ASN conduct.
+
+    Load it once with :meth:`from_pretrained` and call :meth:`predict`, :meth:`predict_iter` or
+    :meth:`explain`. Texts are normalised with :func:`inference.text.normalize_text`, cut into
+    overlapping token windows, sorted by length and padded per batch; results come back in
+    input order.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer: WindowTokenizer,
+        taxonomy: Taxonomy,
+        thresholds: Mapping[str, float] | None = None,
+        info: ModelInfo | None = None,
+    ) -> None:
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.taxonomy = taxonomy
+        self.info = info
+        base = {name: DEFAULT_THRESHOLD for name in taxonomy.names}
+        if thresholds:
+            base.update(thresholds)
+        self._thresholds = self._resolve_thresholds(None, np.array([base[n] for n in self.labels]))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | Path,
+        backend: str = "auto",
+        device: str = "auto",
+        threshold: Threshold = None,
+        num_threads: int | None = None,
+        onnx_file: str | None = None,
+        max_length: int | None = None,
+        stride: int | None = None,
+    ) -> Classifier:
+        """Load a self-contained model directory.
+
+        Args:
+            model_dir: directory written by ``python -m training.train``.
+            backend: ``"torch"``, ``"onnx"`` or ``"auto"`` (int8 ONNX on CPU when exported,
+                PyTorch on GPU or when there is no ONNX file).
+            device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+            threshold: a float for all labels or a ``{label: float}`` dict overriding
+                ``thresholds.json``.
+            num_threads: intra-op threads (default: the engine's choice, i.e. physical cores).
+            onnx_file: a specific ONNX file inside the directory (e.g. ``"onnx/model.onnx"``).
+            max_length, stride: window size and overlap in tokens (default: from the model).
+        """
+        path = check_model_dir(model_dir)
+        info = read_model_info(path)
+        kind, onnx_path = _choose_backend(path, backend, device, onnx_file)
+        runner: Backend
+        if kind == "onnx":
+            from inference.backends.onnx_backend import OnnxBackend
+
+            assert onnx_path is not None
+            runner = OnnxBackend(onnx_path, device="cpu" if device == "auto" else device,
+                                 num_threads=num_threads)
+        else:
+            check_model_dir(path, need=(WEIGHTS_FILE,))
+            from inference.backends.torch_backend import TorchBackend
+
+            runner = TorchBackend.from_dir(path, device=device, num_threads=num_threads)
+        tokenizer = WindowTokenizer.from_dir(
+            path, max_length or info.max_length, info.stride if stride is None else stride
+        )
+        clf = cls(runner, tokenizer, info.taxonomy, info.thresholds, info=info)
+        if threshold is not None:
+            clf.set_threshold(threshold)
+        return clf
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        taxonomy: Taxonomy,
+        thresholds: Mapping[str, float] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        stride: int = DEFAULT_STRIDE,
+        device: str = "cpu",
+    ) -> Classifier:
+        """Wrap an in-memory ``transformers`` model and fast tokenizer (used during training).
+
+        ``tokenizer`` may be a ``tokenizers.Tokenizer`` or a ``PreTrainedTokenizerFast``.
+        """
+        import copy
+
+        from tokenizers import Tokenizer
+
+        from inference.backends.torch_backend import TorchBackend
+
+        raw = tokenizer if isinstance(tokenizer, Tokenizer) else tokenizer.backend_tokenizer
+        raw = copy.deepcopy(raw)
+        window_tok = WindowTokenizer(raw, max_length, stride)
+        pad_token = getattr(tokenizer, "pad_token", None)
+        if isinstance(pad_token, str) and raw.token_to_id(pad_token) is not None:
+            window_tok.pad_id = int(raw.token_to_id(pad_token))
+        return cls(TorchBackend(model, device=device), window_tok, taxonomy, thresholds)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def labels(self) -> list[str]:
+        """Label names in output order."""
+        return self.taxonomy.names
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The decision threshold of each label currently in use."""
+        return {name: float(t) for name, t in zip(self.labels, self._thresholds, strict=True)}
+
+    def set_threshold(self, threshold: Threshold) -> None:
+        """Change the default thresholds (a float for all labels or a per-label dict)."""
+        self._thresholds = self._resolve_thresholds(threshold, self._thresholds)
+
+    def _resolve_thresholds(self, threshold: Threshold, base: np.ndarray) -> np.ndarray:
+        if threshold is None:
+            out = base.astype(np.float32)
+        elif isinstance(threshold, Mapping):
+            unknown = set(threshold) - set(self.labels)
+            if unknown:
+                raise ValueError(
+                    f"threshold dict has unknown label(s) {sorted(unknown)}; "
+                    f"valid labels: {', '.join(self.labels)}"
+                )
+            out = base.astype(np.float32).copy()
+            for name, value in threshold.items():
+                out[self.labels.index(name)] = value
+        elif isinstance(threshold, int | float) and not isinstance(threshold, bool):
+            out = np.full(len(self.labels), float(threshold), dtype=np.float32)
+        else:
+            raise ValueError(
+                f"threshold must be a float or a {{label: float}} dict, got {type(threshold).__name__}"
+            )
+        if not np.all((out > 0.0) & (out < 1.0)):
+            raise ValueError(f"thresholds must lie strictly between 0 and 1, got {out.tolist()}")
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def _score_windows(self, windows: list[Window], n_texts: int, batch_size: int) -> np.ndarray:
+        """Max-over-windows probabilities of ``n_texts`` texts (``Window.text_index`` < n)."""
+        probs = np.zeros((n_texts, len(self.labels)), dtype=np.float32)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        for start in range(0, len(order), batch_size):
+            batch = [windows[i] for i in order[start:start + batch_size]]
+            logits = self.backend.logits(self.tokenizer.pad(batch))
+            rows = np.fromiter((w.text_index for w in batch), dtype=np.int64)
+            np.maximum.at(probs, rows, _sigmoid(logits))
+        return probs
+
+    def _predict_chunk(
+        self, raw: Sequence[Any], offset: int, batch_size: int, thresholds: np.ndarray
+    ) -> list[Prediction]:
+        texts = [_checked_text(t, offset + i) for i, t in enumerate(raw)]
+        normalized = [normalize_text(t) for t in texts]
+        keep = [i for i, t in enumerate(normalized) if t]
+        windows = self.tokenizer.windows([normalized[i] for i in keep])
+        # windows carry positions within `keep`; map back to chunk positions afterwards
+        kept_probs = self._score_windows(windows, len(keep), batch_size)
+        n_windows = np.bincount([w.text_index for w in windows], minlength=len(keep))
+        out: list[Prediction] = []
+        kept_pos = {chunk_i: k for k, chunk_i in enumerate(keep)}
+        for i in range(len(texts)):
+            k = kept_pos.get(i)
+            if k is None:
+                out.append(Prediction([], dict.fromkeys(self.labels, 0.0), EMPTY_TEXT_WARNING, 0,
+                                      self.taxonomy.negative_label))
+                continue
+            p = kept_probs[k]
+            fired = [name for name, s, t in zip(self.labels, p, thresholds, strict=True) if s >= t]
+            out.append(Prediction(fired, {n: float(s) for n, s in zip(self.labels, p, strict=True)},
+                                  None, int(n_windows[k]), self.taxonomy.negative_label))
+        return out
+
+    def predict_iter(
+        self,
+        texts: Iterable[Any],
+        batch_size: int = 64,
+        threshold: Threshold = None,
+        chunk_size: int | None = None,
+        progress: bool = False,
+    ) -> Iterator[Prediction]:
+        """Stream predictions in input order with memory bounded by ``chunk_size`` texts.
+
+        The iterable is consumed ``chunk_size`` texts at a time (default ``32 * batch_size``);
+        within a chunk, windows are sorted by length so padding is minimal.
+        """
+        if isinstance(texts, str):
+            raise ValueError("predict_iter expects an iterable of strings, got a single string")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        thresholds = self._resolve_thresholds(threshold, self._thresholds)
+        size = chunk_size or max(32 * batch_size, 256)
+        iterator = iter(texts)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts) if isinstance(texts, Sequence) else None,
+                       unit="text", desc="scoring")
+        offset = 0
+        try:
+            while chunk := list(itertools.islice(iterator, size)):
+                yield from self._predict_chunk(chunk, offset, batch_size, thresholds)
+                offset += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    @overload
+    def predict(self, texts: str, batch_size: int = ..., threshold: Threshold = ...,
+                progress: bool = ...) -> Prediction: ...
+
+    @overload
+    def predict(self, texts: Sequence[str], batch_size: int = ..., threshold: Threshold = ...,
+                progress: bool = ...) -> list[Prediction]: ...
+
+    def predict(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        threshold: Threshold = None,
+        progress: bool = False,
+    ) -> Prediction | list[Prediction]:
+        """Predict one text (returns a :class:`Prediction`) or a list (returns a list).
+
+        Raises ``ValueError`` for ``None`` or non-string items, naming the item's index.
+        Empty or whitespace-only strings give a Prediction with no labels and a ``warning``.
+        """
+        if isinstance(texts, str):
+            return next(self.predict_iter([texts], batch_size=batch_size, threshold=threshold))
+        if texts is None or not isinstance(texts, Iterable):
+            raise ValueError(f"texts must be a string or a list of strings, got {texts!r}")
+        return list(self.predict_iter(texts, batch_size=batch_size, threshold=threshold,
+                                      progress=progress))
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Probabilities of shape ``(len(texts), num_labels)``; empty texts score 0."""
+        preds = self.predict(list(texts), batch_size=batch_size)
+        return np.array([[p.scores[n] for n in self.labels] for p in preds], dtype=np.float32)
+
+    def explain(self, text: str, label: str | Sequence[str] | None = None,
+                top_k: int = 10, max_units: int = 128) -> Explanation:
+        """Which words drove each fired label (leave-one-word-out occlusion).
+
+        See :func:`inference.explain.explain` for the method and the return value.
+        """
+        from inference.explain import explain
+
+        return explain(self, text, label=label, top_k=top_k, max_units=max_units)
+
+    def __repr__(self) -> str:
+        return (f"Classifier(backend={self.backend.name!r}, labels={len(self.labels)}, "
+                f"taxonomy_version={self.taxonomy.version!r})")
+
+
+def _checked_text(value: Any, index: int) -> str:
+    if value is None:
+        raise ValueError(f"texts[{index}] is None; every item must be a string")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"texts[{index}] is a {type(value).__name__} ({value!r:.60}); every item must be a string"
+        )
+    return value
+
+
+_CACHE: dict[tuple[str, str, str], Classifier] = {}
+
+
+def predict(
+    texts: str | Sequence[str],
+    model: str | Path,
+    batch_size: int = 32,
+    backend: str = "auto",
+    device: str = "auto",
+    threshold: Threshold = None,
+) -> Prediction | list[Prediction]:
+    """Convenience wrapper: load (once, then cached) and predict.
+
+    The loaded :class:`Classifier` is cached per model path, backend and device, so calling
+    this in a loop does not reload the model.
+    """
+    key = (str(Path(model).resolve()), backend, device)
+    clf = _CACHE.get(key)
+    if clf is None:
+        clf = Classifier.from_pretrained(model, backend=backend, device=device)
+        _CACHE[key] = clf
+    return clf.predict(texts, batch_size=batch_size, threshold=threshold)
