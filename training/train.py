@@ -103,7 +103,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # gloo (CPU) multi-process runs.
     "average_tokens_across_devices": False,
     "dataloader_num_workers": 0,
-    "dataloader_pin_memory": False,
 }
 
 
@@ -122,16 +121,16 @@ def _to_argv(options: dict[str, Any]) -> list[str]:
     return argv
 
 
-def _cuda_precision_defaults(cli: Sequence[str], config: dict[str, Any]) -> dict[str, Any]:
-    """bf16 on CUDA GPUs that support it, else fp16 on CUDA; nothing on CPU."""
-    given = {"bf16", "fp16"} & (set(config) | {a.lstrip("-").replace("-", "_") for a in cli})
-    if given:
-        return {}
+def _device_defaults(cli: Sequence[str], config: dict[str, Any]) -> dict[str, Any]:
+    """bf16 on CUDA GPUs that support it, else fp16 on CUDA; fp32 and no pinned memory on CPU."""
     try:
         import torch
     except ImportError:
         return {}
     if not torch.cuda.is_available():
+        return {"dataloader_pin_memory": False}
+    given = {"bf16", "fp16"} & (set(config) | {a.lstrip("-").replace("-", "_") for a in cli})
+    if given:
         return {}
     return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
@@ -153,8 +152,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Any, ...]:
         if not isinstance(loaded, dict):
             raise SystemExit(f"error: {path} must be a YAML mapping of flag names to values")
         config = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    flags = {a.split("=")[0].lstrip("-").replace("-", "_") for a in cli if a.startswith("--")}
+    if "output_dir" not in flags and "output_dir" not in config:
+        raise SystemExit("error: --output-dir is required (where the model directory is written)")
     parser = HfArgumentParser((ModelArguments, DataArguments, ClassifierArguments, TrainingArguments))
-    defaults = {**TRAINING_DEFAULTS, **_cuda_precision_defaults(cli, config)}
+    defaults = {**TRAINING_DEFAULTS, **_device_defaults(cli, config)}
     full = _to_argv(defaults) + _to_argv(config) + cli
     try:
         model_args, data_args, cls_args, training_args = parser.parse_args_into_dataclasses(args=full)

@@ -44,7 +44,9 @@ class TorchBackend:
     ) -> TorchBackend:
         """Load safetensors weights from a model directory (pickle files are refused)."""
         from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         model = AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), use_safetensors=True, trust_remote_code=False
         )

@@ -1,0 +1,283 @@
+"""Score a CSV, JSONL, Parquet or TXT file of posts, streaming, resumable, atomic.
+
+    python -m inference --model-dir models/minilm --input posts.csv --output scored.parquet
+
+Every input row comes out, in input order, with its columns kept and these added:
+``labels`` (fired labels; ``;``-separated in CSV), ``flagged`` (any label fired), one
+``score_<label>`` column per label, and ``error`` (why a row was not scored: missing, empty or
+non-text value, unreadable JSON line; empty otherwise).
+
+The input is read in chunks of ``--chunk-size`` rows; each scored chunk is saved to
+``OUTPUT.parts/`` as soon as it is done, and the output file appears (by an atomic rename) only
+when every chunk is done. After an interruption, ``--resume`` continues after the last
+completed chunk; the result equals that of an uninterrupted run.
+
+Exit codes: 0 done (row-level problems are reported in the ``error`` column); 1 the input or
+output cannot be used (missing file, unknown format, missing text column, resume mismatch);
+2 invalid command-line usage; 3 the model cannot be loaded; 130 interrupted (completed chunks
+are kept for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inference.modeldir import atomic_write_text
+from inference.tabular import (
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
+    ROW_ERROR_KEY,
+    InputError,
+    assemble,
+    columns_of,
+    count_rows,
+    file_format,
+    iter_chunks,
+    write_chunk,
+)
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+MANIFEST = "manifest.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="trained model directory")
+    parser.add_argument("--input", required=True, help="posts.{csv,tsv,jsonl,parquet,txt}")
+    parser.add_argument("--output", required=True, help="scored.{csv,jsonl,parquet}")
+    parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    parser.add_argument("--id-column", default=None,
+                        help="column identifying rows; checked to exist and named in error messages")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
+    parser.add_argument("--chunk-size", type=int, default=2048,
+                        help="rows read, scored and saved at a time (the resume granularity)")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="one threshold for all labels (default: the model's thresholds.json)")
+    parser.add_argument("--num-threads", type=int, default=None, help="intra-op threads")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its completed chunks")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _fingerprint(args: argparse.Namespace, input_path: Path) -> dict[str, Any]:
+    stat = input_path.stat()
+    model = Path(args.model_dir)
+    model_stamp = hashlib.sha256()
+    for name in ("config.json", "thresholds.json", "model.safetensors", "onnx/model.int8.onnx"):
+        f = model / name
+        if f.is_file():
+            model_stamp.update(f"{name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
+    return {
+        "input": str(input_path.resolve()),
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "model_dir": str(model.resolve()),
+        "model_stamp": model_stamp.hexdigest(),
+        "text_column": args.text_column,
+        "chunk_size": args.chunk_size,
+        "threshold": args.threshold,
+        "backend": args.backend,
+    }
+
+
+def _prepare_parts(parts_dir: Path, fingerprint: dict[str, Any], resume: bool) -> int:
+    """Return how many chunks are already complete (0 unless resuming a matching run)."""
+    manifest = parts_dir / MANIFEST
+    if resume and manifest.is_file():
+        previous = json.loads(manifest.read_text(encoding="utf-8"))
+        changed = [k for k in fingerprint if previous.get(k) != fingerprint[k]]
+        if changed:
+            raise InputError(
+                f"cannot resume: {', '.join(changed)} changed since the interrupted run; "
+                f"delete {parts_dir} to start over"
+            )
+        done = 0
+        while (parts_dir / f"part-{done:06d}").is_file():
+            done += 1
+        return done
+    if parts_dir.exists():
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir(parents=True)
+    atomic_write_text(manifest, json.dumps(fingerprint, indent=2))
+    return 0
+
+
+def output_columns(input_columns: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
+    """Output column order and the columns the scorer adds."""
+    added = ["labels", "flagged", *[f"score_{name}" for name in labels], "error"]
+    return [c for c in input_columns if c not in added] + added, added
+
+
+def score_rows(rows: list[dict[str, Any]], clf: Any, text_column: str, id_column: str | None,
+               batch_size: int, threshold: float | None) -> list[dict[str, Any]]:
+    """Add the prediction columns to each row; rows without a usable text get ``error``."""
+    texts, positions, errors = [], [], {}
+    for i, row in enumerate(rows):
+        value = row.get(text_column)
+        problem = row.pop(ROW_ERROR_KEY, None)
+        ident = f" (id {row.get(id_column)})" if id_column else ""
+        if problem is None:
+            if text_column not in row or value is None:
+                problem = f"missing value in column '{text_column}'{ident}"
+            elif not isinstance(value, str):
+                problem = f"value in column '{text_column}' is a {type(value).__name__}, not text{ident}"
+            elif not value.strip():
+                problem = f"empty text in column '{text_column}'{ident}"
+        if problem:
+            errors[i] = problem
+        else:
+            texts.append(value)
+            positions.append(i)
+    preds = clf.predict(texts, batch_size=batch_size, threshold=threshold) if texts else []
+    for i, pred in zip(positions, preds, strict=True):
+        rows[i]["labels"] = pred.labels
+        rows[i]["flagged"] = pred.flagged
+        for name, score in pred.scores.items():
+            rows[i][f"score_{name}"] = round(score, 6)
+        rows[i]["error"] = None
+    for i, problem in errors.items():
+        rows[i].update({"labels": None, "flagged": None, "error": problem})
+        for name in clf.labels:
+            rows[i][f"score_{name}"] = None
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the CLI with parsed arguments; returns the exit code."""
+    from inference.classifier import Classifier
+
+    input_path, output_path = Path(args.input), Path(args.output)
+    try:
+        if not input_path.is_file():
+            raise InputError(f"input file not found: {input_path}")
+        in_fmt = file_format(input_path, INPUT_FORMATS)
+        out_fmt = file_format(output_path, OUTPUT_FORMATS)
+        columns = columns_of(input_path, in_fmt)
+        if in_fmt != "jsonl" and args.text_column not in columns:
+            raise InputError(f"{input_path}: no column '{args.text_column}'; available columns: "
+                             f"{', '.join(columns) or '(none)'}; choose one with --text-column")
+        if in_fmt == "jsonl" and columns and args.text_column not in columns:
+            raise InputError(f"{input_path}: the first record has no field '{args.text_column}'; "
+                             f"available: {', '.join(columns)}; choose one with --text-column")
+        if args.id_column and args.id_column not in columns:
+            raise InputError(f"{input_path}: no id column '{args.id_column}'; available: {', '.join(columns)}")
+    except (InputError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        clf = Classifier.from_pretrained(args.model_dir, backend=args.backend, device=args.device,
+                                         num_threads=args.num_threads)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    conflicts = [c for c in columns if c in output_columns([], clf.labels)[1]]
+    if conflicts:
+        print(f"error: {input_path} already has the output column(s) {', '.join(conflicts)}; "
+              "rename or drop them first", file=sys.stderr)
+        return EXIT_INPUT
+    parts_dir = output_path.with_name(output_path.name + ".parts")
+    try:
+        done = _prepare_parts(parts_dir, _fingerprint(args, input_path), args.resume)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count_rows(input_path, in_fmt), unit="text", desc="scoring",
+                   dynamic_ncols=True, smoothing=0.1)
+    started, n_rows, n_flagged, n_errors = time.time(), 0, 0, 0
+    all_columns: list[str] = []
+    try:
+        for index, chunk in enumerate(iter_chunks(input_path, in_fmt, args.chunk_size)):
+            for row in chunk:
+                for key in row:
+                    if key not in all_columns and key != ROW_ERROR_KEY:
+                        all_columns.append(key)
+            if index < done:
+                n_rows += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+                continue
+            rows = score_rows(chunk, clf, args.text_column, args.id_column, args.batch_size,
+                              args.threshold)
+            cols, _ = output_columns(all_columns, clf.labels)
+            tmp = parts_dir / f".part-{index:06d}.tmp"
+            write_chunk(rows, cols, tmp, out_fmt)
+            atomic_write_text(parts_dir / f"columns-{index:06d}.json", json.dumps(cols))
+            os.replace(tmp, parts_dir / f"part-{index:06d}")
+            n_rows += len(rows)
+            n_flagged += sum(1 for r in rows if r.get("flagged"))
+            n_errors += sum(1 for r in rows if r.get("error"))
+            if bar is not None:
+                bar.update(len(rows))
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"\ninterrupted: completed chunks are kept in {parts_dir}; rerun with --resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.close()
+    n_parts = len(list(parts_dir.glob("part-*")))
+    final_columns, _ = output_columns(all_columns, clf.labels)
+    parts = [parts_dir / f"part-{i:06d}" for i in range(n_parts)]
+    if out_fmt == "csv":
+        _align_csv_parts(parts, parts_dir, final_columns)
+    tmp_out = output_path.with_name(f".{output_path.name}.tmp")
+    assemble(parts, final_columns, tmp_out, out_fmt)
+    os.replace(tmp_out, output_path)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    seconds = time.time() - started
+    scored_now = n_rows if not done else None
+    rate = f", {scored_now / seconds:.1f} texts/s" if scored_now and seconds > 0 else ""
+    print(f"scored {n_rows} rows ({n_flagged} flagged in this run, {n_errors} with errors) "
+          f"in {seconds:.1f} s{rate} -> {output_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _align_csv_parts(parts: list[Path], parts_dir: Path, final: list[str]) -> None:
+    """Rewrite CSV chunks written before a late column appeared so every row has all cells."""
+    import csv
+
+    for i, part in enumerate(parts):
+        cols = json.loads((parts_dir / f"columns-{i:06d}.json").read_text(encoding="utf-8"))
+        if cols == final:
+            continue
+        with part.open(encoding="utf-8", newline="") as handle:
+            rows = [dict(zip(cols, r, strict=True)) for r in csv.reader(handle)]
+        tmp = part.with_suffix(".align")
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows([row.get(c, "") for c in final] for row in rows)
+        os.replace(tmp, part)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m inference`` and ``asn-netral-predict``."""
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or args.chunk_size < 1:
+        print("error: --batch-size and --chunk-size must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        print("error: --threshold must lie strictly between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""Export a model directory to ONNX (fp32 and dynamic int8) and check the drift.
+
+    python -m inference.export --model-dir models/minilm --quantize int8
+
+Writes ``DIR/onnx/model.onnx`` and, with ``--quantize int8``, ``DIR/onnx/model.int8.onnx``, plus
+``DIR/onnx/export_report.json``. Steps: ``torch.onnx.export`` with dynamic batch and sequence
+axes; the ONNX Runtime transformer optimizer (attention and layer-norm fusion) for BERT-family
+models; ``onnxruntime.quantization.quantize_dynamic`` for int8. Before anything is written in
+place, the PyTorch model and each ONNX file score the same texts (the model's validation split,
+or ``--check-data``); the export is refused (exit code 1, nothing replaced) when the share of
+texts with identical labels falls below ``--min-agreement`` (default 99 %).
+
+Needs torch, onnx and onnxruntime (``pip install 'netralitas-asn-classifier[onnx]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.modeldir import (
+    ONNX_DIR,
+    ONNX_FP32_FILE,
+    ONNX_INT8_FILE,
+    WEIGHTS_FILE,
+    check_model_dir,
+    read_json,
+    write_json,
+)
+
+#: model types whose attention the ORT transformer optimizer knows how to fuse
+_ORT_OPTIMIZER_TYPES = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert",
+                        "albert": "bert", "electra": "bert"}
+DEFAULT_MIN_AGREEMENT = 0.99
+DEFAULT_OPSET = 17
+
+
+class ExportRefused(RuntimeError):
+    """The ONNX model disagrees with PyTorch more than allowed; nothing was written."""
+
+
+def read_check_texts(path: str | Path, limit: int | None = None) -> list[str]:
+    """Texts for the drift check: a ``.jsonl`` with a ``text`` field or a ``.txt``, one per line."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"check data not found: {file}")
+    texts: list[str] = []
+    with file.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if file.suffix == ".jsonl":
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{file}:{lineno}: invalid JSON ({exc.msg})") from exc
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise ValueError(f"{file}:{lineno}: expected an object with a string 'text' field")
+                texts.append(obj["text"])
+            else:
+                texts.append(line.rstrip("\n"))
+            if limit and len(texts) >= limit:
+                break
+    if not texts:
+        raise ValueError(f"{file}: no texts for the drift check")
+    return texts
+
+
+def default_check_data(model_dir: Path) -> Path | None:
+    """The validation split the model was trained with, if it is still where it was."""
+    args_file = model_dir / "training_args.json"
+    if not args_file.is_file():
+        return None
+    data_dir = read_json(args_file).get("data", {}).get("data_dir")
+    if not data_dir:
+        return None
+    candidate = Path(data_dir) / "validation.jsonl"
+    return candidate if candidate.is_file() else None
+
+
+def export_fp32(model_dir: Path, target: Path, opset: int = DEFAULT_OPSET) -> list[str]:
+    """``torch.onnx.export`` (TorchScript exporter) with dynamic batch and sequence axes."""
+    import warnings
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from inference.backends.base import MODEL_INPUTS
+
+    # Eager attention traces to plain MatMul/Softmax that the ORT optimizer fuses reliably.
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(model_dir), use_safetensors=True, attn_implementation="eager").eval()
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    names = [n for n in MODEL_INPUTS if n in params]
+    ids = torch.randint(5, 100, (2, 16), dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 10:] = 0
+    dummy = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            tuple(dummy[n] for n in names),
+            str(target),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return names
+
+
+def optimize(source: Path, target: Path, config: dict[str, Any]) -> bool:
+    """Run the ORT transformer optimizer; return False (and copy) when not applicable."""
+    model_type = _ORT_OPTIMIZER_TYPES.get(str(config.get("model_type")))
+    if model_type is None:
+        shutil.copyfile(source, target)
+        return False
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(source),
+        model_type=model_type,
+        num_heads=int(config.get("num_attention_heads", 0)),
+        hidden_size=int(config.get("hidden_size", 0)),
+        opt_level=1,
+    )
+    optimized.save_model_to_file(str(target))
+    return True
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the MatMul/Gemm weights (activations stay float)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Fused ORT ops (com.microsoft domain) defeat ONNX shape inference; their outputs are float.
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def drift(model_dir: Path, onnx_file: Path, texts: Sequence[str], reference: list[Any]) -> dict[str, Any]:
+    """Compare an ONNX file's predictions with the PyTorch reference predictions."""
+    from inference.classifier import Classifier
+
+    clf = Classifier.from_pretrained(model_dir, backend="onnx", onnx_file=str(onnx_file), device="cpu")
+    preds = clf.predict(list(texts), batch_size=32)
+    same = [p.labels == r.labels for p, r in zip(preds, reference, strict=True)]
+    diffs = [abs(p.scores[k] - r.scores[k]) for p, r in zip(preds, reference, strict=True) for k in p.scores]
+    decisions = [
+        (p.scores[k] >= clf.thresholds[k]) == (r.scores[k] >= clf.thresholds[k])
+        for p, r in zip(preds, reference, strict=True) for k in p.scores
+    ]
+    return {
+        "texts": len(texts),
+        "label_set_agreement": float(np.mean(same)),
+        "decision_agreement": float(np.mean(decisions)),
+        "max_abs_score_diff": float(max(diffs, default=0.0)),
+        "mean_abs_score_diff": float(np.mean(diffs)) if diffs else 0.0,
+        "file_mb": onnx_file.stat().st_size / 1e6,
+    }
+
+
+def export_model(
+    model_dir: str | Path,
+    quantize: str | None = "int8",
+    check_data: str | Path | None = None,
+    check_limit: int | None = 500,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    opset: int = DEFAULT_OPSET,
+    optimize_graph: bool = True,
+) -> dict[str, Any]:
+    """Export, check drift, and only then move the ONNX files into ``model_dir/onnx``.
+
+    Raises :class:`ExportRefused` when an ONNX file's label agreement with PyTorch is below
+    ``min_agreement``; the existing ``onnx/`` files are then left untouched.
+    """
+    from inference.classifier import Classifier
+
+    path = check_model_dir(model_dir, need=(WEIGHTS_FILE,))
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be 'int8' or None, got {quantize!r}")
+    config = read_json(path / "config.json")
+    data = Path(check_data) if check_data else default_check_data(path)
+    if data is None:
+        raise FileNotFoundError(
+            f"no texts for the drift check: {path}/training_args.json does not point to an existing "
+            "validation.jsonl; pass --check-data FILE (.jsonl with a 'text' field, or .txt)"
+        )
+    texts = read_check_texts(data, check_limit)
+    started = time.time()
+    reference = Classifier.from_pretrained(path, backend="torch", device="cpu").predict(texts, batch_size=32)
+    report: dict[str, Any] = {"check_data": str(data), "min_agreement": min_agreement, "opset": opset}
+    (path / ONNX_DIR).mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path / ONNX_DIR, prefix=".export-") as tmp:
+        work = Path(tmp)
+        raw = work / "raw.onnx"
+        report["inputs"] = export_fp32(path, raw, opset)
+        fp32 = work / "model.onnx"
+        if optimize_graph:
+            report["optimized"] = optimize(raw, fp32, config)
+        else:
+            shutil.copyfile(raw, fp32)
+            report["optimized"] = False
+        outputs = {ONNX_FP32_FILE: fp32}
+        if quantize == "int8":
+            int8 = work / "model.int8.onnx"
+            quantize_int8(fp32, int8)
+            outputs[ONNX_INT8_FILE] = int8
+        for rel, file in outputs.items():
+            report[rel] = drift(path, file, texts, reference)
+        failed = {rel: r["label_set_agreement"] for rel, r in report.items()
+                  if rel in outputs and r["label_set_agreement"] < min_agreement}
+        if failed:
+            details = ", ".join(f"{rel}: {a:.2%}" for rel, a in failed.items())
+            raise ExportRefused(
+                f"ONNX export refused: label agreement with PyTorch below {min_agreement:.0%} "
+                f"({details}) on {len(texts)} texts from {data}; nothing was written."
+            )
+        for rel, file in outputs.items():
+            file.replace(path / rel)
+    report["seconds"] = time.time() - started
+    write_json(path / ONNX_DIR / "export_report.json", report)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m inference.export``."""
+    parser = argparse.ArgumentParser(prog="python -m inference.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--quantize", choices=["int8", "none"], default="int8",
+                        help="also write the dynamic int8 model (default: int8)")
+    parser.add_argument("--check-data", default=None,
+                        help="texts for the drift check (.jsonl with 'text' or .txt); "
+                             "default: the model's validation split")
+    parser.add_argument("--check-limit", type=int, default=500, help="use at most N check texts")
+    parser.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+                        help="refuse below this share of texts with identical labels (default 0.99)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--no-optimize", action="store_true", help="skip the ORT transformer optimizer")
+    args = parser.parse_args(argv)
+    try:
+        report = export_model(
+            args.model_dir,
+            quantize=None if args.quantize == "none" else "int8",
+            check_data=args.check_data,
+            check_limit=args.check_limit,
+            min_agreement=args.min_agreement,
+            opset=args.opset,
+            optimize_graph=not args.no_optimize,
+        )
+    except (ExportRefused, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for rel in (ONNX_FP32_FILE, ONNX_INT8_FILE):
+        if rel in report:
+            r = report[rel]
+            print(f"{rel}: {r['file_mb']:.1f} MB, label agreement {r['label_set_agreement']:.2%} "
+                  f"(decisions {r['decision_agreement']:.2%}), max |Δscore| {r['max_abs_score_diff']:.4f} "
+                  f"on {r['texts']} texts")
+    print(f"wrote {Path(args.model_dir) / ONNX_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
