@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import shutil
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,12 +74,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float32)
 
 
-def _onnx_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
-def _torch_cuda_available() -> bool:
-    if importlib.util.find_spec("torch") is None:
+def _cuda_present() -> bool:
+    """Whether a CUDA GPU is usable, without importing torch on machines with no NVIDIA driver
+    (importing torch costs seconds and hundreds of MB that the ONNX path does not need)."""
+    if not _module_available("torch"):
+        return False
+    if "torch" not in sys.modules and not (
+        Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")
+    ):
         return False
     import torch
 
@@ -105,12 +116,12 @@ def _choose_backend(
         )
     if backend == "torch":
         return "torch", None
-    wants_gpu = device.startswith("cuda") or (device == "auto" and _torch_cuda_available())
-    if not wants_gpu and _onnx_available():
+    wants_gpu = device.startswith("cuda") or (device == "auto" and _cuda_present())
+    if not wants_gpu and _module_available("onnxruntime"):
         for candidate in candidates:
             if candidate.is_file():
                 return "onnx", candidate
-    if importlib.util.find_spec("torch") is None:
+    if not _module_available("torch"):
         raise FileNotFoundError(
             f"torch is not installed and {path} has no ONNX export; install torch or export "
             "the model to ONNX on a machine with torch."
