@@ -46,18 +46,25 @@ def fixture_texts() -> list[str]:
 
 def build_tiny_backbone(target: Path) -> Path:
     """A randomly initialised 2-layer BERT and a WordPiece tokenizer trained on the fixture."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     from inference.text import normalize_text
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
     texts = fixture_texts()
-    corpus = texts + [normalize_text(t) for t in texts]
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=1200, special_tokens=special))
+    words: set[str] = set()
+    for text in texts + [normalize_text(t) for t in texts]:
+        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    # A deterministic vocabulary (a trained WordPiece vocabulary orders ties differently from
+    # run to run): whole words, single characters and their continuation pieces.
+    vocab_list = special + sorted(words) + [c for c in chars if c not in words] + [f"##{c}" for c in chars]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab_list)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],

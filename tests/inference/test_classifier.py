@@ -81,23 +81,27 @@ def test_padding_is_per_batch_and_sorted_by_length(clf: Classifier, monkeypatch:
 
 
 def test_long_text_violation_after_600_tokens_is_found(clf: Classifier) -> None:
+    from inference.text import normalize_text
+
     neutral_words = "pagi ini warga kerja bakti membersihkan selokan lalu minum teh bersama di pos ronda".split()
     filler = " ".join(neutral_words[i % len(neutral_words)] for i in range(620))
     assert clf.tokenizer.count_tokens([filler])[0] >= 600
-    neutral = clf.predict(filler)
-    candidates = [
-        (p.scores[n], t, n)
-        for t, p in zip(TEXTS, clf.predict(TEXTS), strict=True)
-        for n in p.labels if n not in neutral.labels
-    ]
-    assert candidates, "the tiny model should fire a label on some training text that the filler does not"
-    _, sentence, label = max(candidates)
+    thresholds = np.array([clf.thresholds[n] for n in clf.labels])
+
+    def window_labels(window) -> set[str]:
+        probs = clf._score_windows([window], 1, batch_size=1)[0]
+        return {n for n, p, t in zip(clf.labels, probs, thresholds, strict=True) if p >= t}
+
+    found = []
+    for text in TEXTS:
+        windows = clf.tokenizer.windows([normalize_text(filler + " " + text)])
+        found += [(text, n) for n in window_labels(windows[-1]) - window_labels(windows[0])]
+    assert found, "the tiny model should fire a label on the window holding a training sentence"
+    sentence, label = found[0]
     combined = clf.predict(filler + " " + sentence)
     assert combined.num_windows > 10
+    # truncation to the first window (filler only) would have missed it; windowing finds it
     assert label in combined.labels
-    # truncation to the first window would have seen only filler, which does not fire `label`
-    first_window = clf.tokenizer.tokenizer.decode(clf.tokenizer.windows([filler + " " + sentence])[0].input_ids)
-    assert label not in clf.predict(first_window).labels
 
 
 def test_threshold_override_float_and_dict(clf: Classifier, trained_model_dir: Path) -> None:
