@@ -121,6 +121,11 @@ def output_columns(input_columns: list[str], labels: list[str]) -> tuple[list[st
     return [c for c in input_columns if c not in added] + added, added
 
 
+def _added_types(labels: list[str]) -> dict[str, str]:
+    return {"labels": "list<string>", "flagged": "bool", "error": "string",
+            **{f"score_{name}": "float64" for name in labels}}
+
+
 def score_rows(rows: list[dict[str, Any]], clf: Any, text_column: str, id_column: str | None,
                batch_size: int, threshold: float | None) -> list[dict[str, Any]]:
     """Add the prediction columns to each row; rows without a usable text get ``error``."""
@@ -217,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
                               args.threshold)
             cols, _ = output_columns(all_columns, clf.labels)
             tmp = parts_dir / f".part-{index:06d}.tmp"
-            write_chunk(rows, cols, tmp, out_fmt)
+            write_chunk(rows, cols, tmp, out_fmt, types=_added_types(clf.labels))
             atomic_write_text(parts_dir / f"columns-{index:06d}.json", json.dumps(cols))
             os.replace(tmp, parts_dir / f"part-{index:06d}")
             n_rows += len(rows)

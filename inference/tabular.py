@@ -136,8 +136,13 @@ def _csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_chunk(rows: list[dict[str, Any]], columns: list[str], target: Path, fmt: str) -> None:
-    """Write one chunk of output rows to ``target`` (a fresh file), columns in order."""
+def write_chunk(rows: list[dict[str, Any]], columns: list[str], target: Path, fmt: str,
+                types: dict[str, str] | None = None) -> None:
+    """Write one chunk of output rows to ``target`` (a fresh file), columns in order.
+
+    ``types`` fixes the Parquet type of some columns (``"string"``, ``"bool"``, ``"float64"``,
+    ``"list<string>"``) so that chunks agree even when a chunk holds only nulls or empty lists.
+    """
     if fmt == "csv":
         with target.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
@@ -149,8 +154,11 @@ def write_chunk(rows: list[dict[str, Any]], columns: list[str], target: Path, fm
                                         default=str) + "\n")
     else:
         pa = _require_pyarrow()
-        table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
-        pa.parquet.write_table(table, target)
+        arrow_types = {"string": pa.string(), "bool": pa.bool_(), "float64": pa.float64(),
+                       "list<string>": pa.list_(pa.string())}
+        fixed = {name: arrow_types[t] for name, t in (types or {}).items()}
+        arrays = [pa.array([row.get(c) for row in rows], type=fixed.get(c)) for c in columns]
+        pa.parquet.write_table(pa.Table.from_arrays(arrays, names=columns), target)
 
 
 def assemble(parts: Sequence[Path], columns: list[str], target: Path, fmt: str) -> None:

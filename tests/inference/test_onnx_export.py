@@ -1,0 +1,102 @@
+"""Real ONNX export and int8 quantisation of the tiny trained model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import MINI_DATA, PY, python_env
+from inference import Classifier
+from inference.export import ExportRefused, export_model, main
+
+CHECK = MINI_DATA / "train.jsonl"
+TEXTS = [json.loads(line)["text"] for line in CHECK.read_text("utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -> Path:
+    import shutil
+
+    target = tmp_path_factory.mktemp("onnx") / "model"
+    shutil.copytree(trained_model_dir, target)
+    assert main(["--model-dir", str(target), "--quantize", "int8", "--check-data", str(CHECK),
+                 "--min-agreement", "0.9"]) == 0
+    return target
+
+
+def test_export_writes_fp32_int8_and_a_report(exported: Path) -> None:
+    assert (exported / "onnx" / "model.onnx").is_file()
+    assert (exported / "onnx" / "model.int8.onnx").is_file()
+    report = json.loads((exported / "onnx" / "export_report.json").read_text("utf-8"))
+    fp32, int8 = report["onnx/model.onnx"], report["onnx/model.int8.onnx"]
+    assert fp32["label_set_agreement"] == 1.0 and fp32["max_abs_score_diff"] < 1e-4
+    assert int8["label_set_agreement"] >= 0.9
+    assert int8["file_mb"] < fp32["file_mb"]
+    assert not list((exported / "onnx").glob(".export-*")), "temporary files must be cleaned up"
+
+
+def test_torch_and_onnx_agree(exported: Path) -> None:
+    torch_preds = Classifier.from_pretrained(exported, backend="torch").predict(TEXTS)
+    fp32 = Classifier.from_pretrained(exported, backend="onnx", onnx_file="onnx/model.onnx").predict(TEXTS)
+    int8 = Classifier.from_pretrained(exported, backend="onnx").predict(TEXTS)
+    for t, f in zip(torch_preds, fp32, strict=True):
+        assert t.labels == f.labels
+        assert t.scores == pytest.approx(f.scores, abs=1e-4)
+    agree = sum(t.labels == q.labels for t, q in zip(torch_preds, int8, strict=True)) / len(TEXTS)
+    assert agree >= 0.9
+
+
+def test_auto_backend_prefers_int8_onnx_on_cpu(exported: Path, trained_model_dir: Path) -> None:
+    assert Classifier.from_pretrained(exported, backend="auto", device="cpu").backend.name == "onnx-int8"
+    assert Classifier.from_pretrained(trained_model_dir, backend="auto", device="cpu").backend.name == "torch"
+
+
+def test_onnx_backend_without_an_export_says_how_to_make_one(trained_model_dir: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="python -m inference.export"):
+        Classifier.from_pretrained(trained_model_dir, backend="onnx")
+
+
+def test_onnx_prediction_works_without_torch(exported: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.modules["torch"] = None  # as if torch were not installed
+        from inference import Classifier
+        clf = Classifier.from_pretrained({str(exported)!r}, backend="auto")
+        preds = clf.predict({TEXTS[:5]!r})
+        print(json.dumps({{"backend": clf.backend.name, "labels": [p.labels for p in preds],
+                           "torch": sys.modules["torch"] is None}}))
+    """)
+    result = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=python_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "onnx-int8" and out["torch"] is True
+    expected = Classifier.from_pretrained(exported, backend="onnx").predict(TEXTS[:5])
+    assert out["labels"] == [p.labels for p in expected]
+
+
+def test_export_refuses_when_agreement_is_too_low(model_copy: Path) -> None:
+    before = sorted(p.name for p in (model_copy).iterdir())
+    # Demanding more than perfect agreement must always refuse: nothing may be written.
+    with pytest.raises(ExportRefused, match="label agreement with PyTorch below"):
+        export_model(model_copy, check_data=CHECK, min_agreement=1.01)
+    assert not (model_copy / "onnx" / "model.onnx").exists()
+    assert not (model_copy / "onnx" / "model.int8.onnx").exists()
+    assert sorted(p.name for p in model_copy.iterdir() if p.name != "onnx") == [b for b in before if b != "onnx"]
+
+
+def test_export_cli_exit_code_and_message_on_refusal(model_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--model-dir", str(model_copy), "--check-data", str(CHECK), "--min-agreement", "1.01"])
+    assert code == 1
+    assert "ONNX export refused" in capsys.readouterr().err
+
+
+def test_export_needs_check_texts(model_copy: Path, tmp_path: Path) -> None:
+    args = json.loads((model_copy / "training_args.json").read_text("utf-8"))
+    args["data"]["data_dir"] = str(tmp_path / "gone")
+    (model_copy / "training_args.json").write_text(json.dumps(args), "utf-8")
+    with pytest.raises(FileNotFoundError, match="--check-data"):
+        export_model(model_copy)
