@@ -128,7 +128,9 @@ def _device_defaults(cli: Sequence[str], config: dict[str, Any]) -> dict[str, An
     except ImportError:
         return {}
     if not torch.cuda.is_available():
-        return {"dataloader_pin_memory": False}
+        # use_cpu makes accelerate set up a gloo process group under torchrun (MULTI_CPU);
+        # without it a 2-process CPU launch trains two independent models.
+        return {"dataloader_pin_memory": False, "use_cpu": True}
     given = {"bf16", "fp16"} & (set(config) | {a.lstrip("-").replace("-", "_") for a in cli})
     if given:
         return {}
@@ -162,6 +164,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Any, ...]:
         model_args, data_args, cls_args, training_args = parser.parse_args_into_dataclasses(args=full)
     except ValueError as exc:  # e.g. unknown key in the config file
         raise SystemExit(f"error: {exc}") from exc
+    if not 0 <= model_args.stride <= model_args.max_length // 2 - 2:
+        raise SystemExit(f"error: --stride {model_args.stride} must be between 0 and half of "
+                         f"--max-length {model_args.max_length} minus 2")
     return model_args, data_args, cls_args, training_args
 
 
