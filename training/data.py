@@ -479,6 +479,49 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_authoring_yaml(paths: Sequence[str | Path], taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """Read hand-written batches (YAML lists of examples, see data/README.md) into records."""
+    import yaml
+
+    records = []
+    for path in paths:
+        file = Path(path)
+        try:
+            items = yaml.safe_load(file.read_text(encoding="utf-8")) or []
+        except yaml.YAMLError as exc:
+            raise DataError(f"{file}: invalid YAML: {exc}") from exc
+        if not isinstance(items, list):
+            raise DataError(f"{file}: expected a YAML list of examples")
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                item = {"source": "handwritten", **item}
+            where = f"{file}: item {index} ({item.get('id', '?') if isinstance(item, dict) else '?'})"
+            records.append(parse_record(item, taxonomy, where, strict=True))
+    return records
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    taxonomy = load_taxonomy(args.taxonomy)
+    try:
+        records = read_authoring_yaml(args.files, taxonomy)
+        if args.merge:
+            records += [r for recs in load_splits(args.data_dir, taxonomy, strict=True).values() for r in recs]
+    except (DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report = validate_splits({"pool": records}, taxonomy, args.threshold)
+    if not report.ok:
+        for err in report.errors:
+            print(f"  - {err}", file=sys.stderr)
+        print(f"error: {len(report.errors)} problem(s); nothing written", file=sys.stderr)
+        return 1
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    for split, recs in stratified_split(records, taxonomy, seed=args.seed).items():
+        write_jsonl(Path(args.data_dir) / f"{split}.jsonl", recs)
+        print(f"{split}: {len(recs)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m training.data``."""
     parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__,
@@ -499,6 +542,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("split", help="pool the three splits and re-split 70/15/15")
     sp.add_argument("--seed", type=int, default=13)
     sp.set_defaults(func=_cmd_split)
+    im = sub.add_parser("import", help="add hand-written YAML batches and (re)split 70/15/15")
+    im.add_argument("files", nargs="+", help="YAML lists of examples")
+    im.add_argument("--merge", action="store_true", help="pool them with the existing splits")
+    im.add_argument("--seed", type=int, default=13)
+    im.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_THRESHOLD)
+    im.set_defaults(func=_cmd_import)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -47,8 +47,10 @@ class MultilabelClassification(evaluate.Metric):
         names = list(label_names) if label_names is not None else [str(i) for i in range(n_labels)]
         result = {}
         for average in ("micro", "macro", "weighted", "samples"):
+            # For samples averaging, an example with no gold and no predicted label (a correctly
+            # unflagged negative) scores 1, not 0.
             p, r, f, _ = precision_recall_fscore_support(
-                y_true, y_pred, average=average, zero_division=0
+                y_true, y_pred, average=average, zero_division=1.0 if average == "samples" else 0.0
             )
             result[f"{average}_precision"] = float(p)
             result[f"{average}_recall"] = float(r)
