@@ -34,6 +34,7 @@ def tune_thresholds(
       validation set would flag a large share of real-world posts.
     * A label with fewer than ``min_positives`` positives keeps ``default`` (too little
       evidence to tune).
+    * A label whose F1 is 0 at every allowed threshold also keeps ``default``.
     * Ties are broken towards the threshold closest to ``default``.
 
     Returns ``{"thresholds": {label: t}, "default": default, "floor": floor,
@@ -55,6 +56,10 @@ def tune_thresholds(
             continue
         f1s = np.array([f1_at(y[:, i], s[:, i], float(t)) for t in candidates])
         best = f1s.max()
+        if best == 0.0:  # no allowed threshold catches a positive: nothing to tune towards
+            thresholds[name] = default
+            details[name] = {"method": "fallback_no_f1", "positives": positives, "f1_at_threshold": 0.0}
+            continue
         ties = candidates[np.isclose(f1s, best)]
         chosen = float(ties[np.argmin(np.abs(ties - default))])
         thresholds[name] = chosen
