@@ -45,41 +45,10 @@ def fixture_texts() -> list[str]:
 
 
 def build_tiny_backbone(target: Path) -> Path:
-    """A randomly initialised 2-layer BERT and a WordPiece tokenizer trained on the fixture."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    """A randomly initialised 2-layer BERT with a vocabulary built from the fixture texts."""
+    from training.tiny import build_tiny_backbone as build
 
-    from inference.text import normalize_text
-
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    pre = pre_tokenizers.BertPreTokenizer()
-    texts = fixture_texts()
-    words: set[str] = set()
-    for text in texts + [normalize_text(t) for t in texts]:
-        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
-    chars = sorted({c for w in words for c in w})
-    # A deterministic vocabulary (a trained WordPiece vocabulary orders ties differently from
-    # run to run): whole words, single characters and their continuation pieces.
-    vocab_list = special + sorted(words) + [c for c in chars if c not in words] + [f"##{c}" for c in chars]
-    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab_list)}, unk_token="[UNK]"))
-    tok.normalizer = normalizer
-    tok.pre_tokenizer = pre
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-    )
-    tok.decoder = decoders.WordPiece()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=128, max_position_embeddings=128)
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(target))
-    fast.save_pretrained(str(target))
-    return target
+    return build(target, fixture_texts())
 
 
 @pytest.fixture(scope="session")

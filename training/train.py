@@ -98,6 +98,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "greater_is_better": True,
     "save_total_limit": 2,
     "report_to": "none",
+    # batches of similar length: far less padding, about twice as fast on CPU
+    "train_sampling_strategy": "group_by_length",
     "seed": 42,
     # Token averaging across processes is meaningless for sequence classification and breaks
     # gloo (CPU) multi-process runs.
