@@ -252,8 +252,8 @@ def update_markdown(path: Path, name: str, section: str) -> None:
     atomic_write_text(path, text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m inference.benchmark``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m inference.benchmark``."""
     parser = argparse.ArgumentParser(prog="python -m inference.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", help="model directory (exported to ONNX first if needed)")
@@ -267,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="section name in the markdown file")
     parser.add_argument("--json", default=None, help="where to write the JSON result")
     parser.add_argument("--markdown", default="docs/benchmarks.md", help="markdown file to update ('' = none)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m inference.benchmark``."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.make_base_size:
         out = make_base_size_model(args.make_base_size)

@@ -100,8 +100,8 @@ def _expand(inputs: Sequence[str]) -> list[str]:
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m inference.distributed``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m inference.distributed``."""
     parser = argparse.ArgumentParser(prog="python -m inference.distributed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
@@ -117,7 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows-per-batch", type=int, default=1024)
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     parser.add_argument("--threshold", type=float, default=None)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m inference.distributed``."""
+    args = build_parser().parse_args(argv)
     try:
         import ray
     except ImportError:

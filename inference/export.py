@@ -239,8 +239,8 @@ def export_model(
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m inference.export``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m inference.export``."""
     parser = argparse.ArgumentParser(prog="python -m inference.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
@@ -254,7 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="refuse below this share of texts with identical labels (default 0.99)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument("--no-optimize", action="store_true", help="skip the ORT transformer optimizer")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m inference.export``."""
+    args = build_parser().parse_args(argv)
     try:
         report = export_model(
             args.model_dir,

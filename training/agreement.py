@@ -57,13 +57,18 @@ def agreement(annotation_dir: str | Path = ANNOTATION_DIR) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m training.agreement``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m training.agreement``."""
     parser = argparse.ArgumentParser(prog="python -m training.agreement", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--annotation-dir", default=str(ANNOTATION_DIR))
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m training.agreement``."""
+    args = build_parser().parse_args(argv)
     result = agreement(args.annotation_dir)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -522,8 +522,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m training.data``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m training.data``."""
     parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
@@ -548,7 +548,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     im.add_argument("--seed", type=int, default=13)
     im.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_THRESHOLD)
     im.set_defaults(func=_cmd_import)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m training.data``."""
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

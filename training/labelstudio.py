@@ -115,8 +115,8 @@ def from_export(export: Any, taxonomy: Taxonomy, where: str = "<export>") -> tup
     return records, skipped
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m training.labelstudio``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m training.labelstudio``."""
     parser = argparse.ArgumentParser(prog="python -m training.labelstudio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--taxonomy", default=None)
@@ -128,7 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     f = sub.add_parser("from-export", help="Label Studio JSON export -> dataset JSONL")
     f.add_argument("export")
     f.add_argument("output")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m training.labelstudio``."""
+    args = build_parser().parse_args(argv)
     taxonomy = load_taxonomy(args.taxonomy)
     try:
         if args.command == "config":
