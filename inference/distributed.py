@@ -1,7 +1,8 @@
 """Distributed batch scoring on Ray Data (extra ``[ray]``).
 
     python -m inference.distributed --model-dir models/minilm --input "posts/*.parquet" --output scored/
-    python -m inference.distributed --address ray://head:10001 --input s3://bucket/posts/ --output s3://bucket/scored/ ...
+    python -m inference.distributed --address ray://head:10001 --input s3://bucket/posts/ \
+        --output s3://bucket/scored/ ...
 
 :func:`score_dataset` adds the same columns as the single-process CLI (``labels``, ``flagged``,
 ``score_<label>``, ``error``) with ``Dataset.map_batches`` and a callable class, so each Ray

@@ -37,8 +37,9 @@ def _pad_id(tokenizer: Tokenizer, tokenizer_dir: Path | None) -> int:
             pad = json.loads(cfg_path.read_text(encoding="utf-8")).get("pad_token")
             if isinstance(pad, dict):
                 pad = pad.get("content")
-            if isinstance(pad, str) and tokenizer.token_to_id(pad) is not None:
-                return int(tokenizer.token_to_id(pad))
+            pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+            if pad_id is not None:
+                return int(pad_id)
     for token in _PAD_CANDIDATES:
         token_id = tokenizer.token_to_id(token)
         if token_id is not None:

@@ -10,11 +10,9 @@ import ast
 import re
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO
 
 DOCS = [REPO / "README.md", REPO / "data" / "README.md", REPO / "models" / "README.md",
@@ -101,7 +99,9 @@ def test_python_snippets_are_valid_and_import_real_names() -> None:
                 continue
             tree = ast.parse(body)
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in {"inference", "training"}:
+                ours = isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in {
+                    "inference", "training"}
+                if ours:
                     module = importlib.import_module(node.module)
                     for alias in node.names:
                         assert hasattr(module, alias.name), f"{doc.name}: {node.module}.{alias.name} does not exist"

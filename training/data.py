@@ -245,7 +245,7 @@ def near_duplicate_pairs(
     x = char_ngram_matrix(texts).tocsr()
     sizes = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
     xt = x.T.tocsc()
-    pairs = []
+    pairs: list[tuple[int, int, float]] = []
     for start in range(0, x.shape[0], block):
         inter = (x[start:start + block] @ xt).tocoo()
         rows = inter.row + start

@@ -41,7 +41,8 @@ def _ci(m: dict[str, Any], key: str) -> str:
 
 def headline_table(systems: dict[str, dict[str, Any]]) -> str:
     """Markdown table of the headline metrics, one row per system."""
-    rows = ["| system | micro-F1 [95% CI] | macro-F1 [95% CI] | any-violation F1 [95% CI] | any-violation P / R | subset acc. | Hamming loss |",
+    rows = ["| system | micro-F1 [95% CI] | macro-F1 [95% CI] | any-violation F1 [95% CI] | any-violation P / R "
+            "| subset acc. | Hamming loss |",
             "|---|---|---|---|---|---:|---:|"]
     for name, m in systems.items():
         rows.append(
@@ -74,7 +75,8 @@ def per_label_table(m: dict[str, Any], labels: Sequence[str], thresholds: dict[s
 
 
 def breakdown_table(groups: dict[str, dict[str, Any]]) -> str:
-    rows = ["| value | n | gold positive | flagged | any-violation P | any-violation R | any-violation F1 | false-positive rate |",
+    rows = ["| value | n | gold positive | flagged | any-violation P | any-violation R | any-violation F1 "
+            "| false-positive rate |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for value, g in groups.items():
         rows.append(f"| {value} | {g['n']} | {g['positives']} | {g['flagged']} | {g['any_violation_precision']:.3f} | "
@@ -235,7 +237,8 @@ def render_report(result: dict[str, Any], labels: Sequence[str], plot_files: dic
     ]
     if model:
         lines.append(f"- model: `{model['model_dir']}` (backbone `{model.get('backbone')}`, backend {model['backend']})"
-                     + (" — **offline English stand-in backbone**, not IndoBERT" if model.get("offline_standin") else ""))
+                     + (" — **offline English stand-in backbone**, not IndoBERT"
+                        if model.get("offline_standin") else ""))
         lines.append("- thresholds: " + (f"override {model['threshold_override']}" if model.get("threshold_override")
                                           else "the model's thresholds.json (tuned on validation)"))
     lines += ["", "## Headline", "", headline_table(systems), "",

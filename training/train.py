@@ -32,7 +32,7 @@ from inference.modeldir import (
     atomic_write_text,
     write_json,
 )
-from inference.taxonomy import TAXONOMY_FILENAME, REPO_TAXONOMY_PATH, Taxonomy, load_taxonomy
+from inference.taxonomy import REPO_TAXONOMY_PATH, TAXONOMY_FILENAME, Taxonomy, load_taxonomy
 from inference.text import normalize_text
 from inference.windows import WindowTokenizer
 from training.backbone import Backbone, BackboneUnavailableError, resolve_backbone
@@ -64,7 +64,8 @@ class DataArguments:
                           metadata={"help": "Folder with train/validation/test .jsonl files."})
     taxonomy: str | None = field(default=None, metadata={"help": "taxonomy.yaml (default: data/taxonomy.yaml)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation/test examples."})
+    max_eval_samples: int | None = field(default=None,
+                                         metadata={"help": "Use only the first N validation/test examples."})
 
 
 @dataclass
@@ -159,7 +160,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Any, ...]:
     flags = {a.split("=")[0].lstrip("-").replace("-", "_") for a in cli if a.startswith("--")}
     if "output_dir" not in flags and "output_dir" not in config:
         raise SystemExit("error: --output-dir is required (where the model directory is written)")
-    parser = HfArgumentParser((ModelArguments, DataArguments, ClassifierArguments, TrainingArguments))
+    dataclasses: Any = (ModelArguments, DataArguments, ClassifierArguments, TrainingArguments)
+    parser = HfArgumentParser(dataclasses)
     defaults = {**TRAINING_DEFAULTS, **_device_defaults(cli, config)}
     full = _to_argv(defaults) + _to_argv(config) + cli
     try:
@@ -173,7 +175,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Any, ...]:
 
 
 # --------------------------------------------------------------------------- datasets
-def _windowed_rows(texts: Sequence[str], labels: np.ndarray, tok: WindowTokenizer) -> tuple[dict[str, list[Any]], np.ndarray]:
+def _windowed_rows(texts: Sequence[str], labels: np.ndarray,
+                   tok: WindowTokenizer) -> tuple[dict[str, list[Any]], np.ndarray]:
     """Rows of an evaluation dataset: one per window, each with its text's labels."""
     windows = tok.windows(texts)
     rows: dict[str, list[Any]] = {"input_ids": [], "attention_mask": [], "token_type_ids": [], "labels": []}
@@ -217,9 +220,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Seque
 def build_trainer_class() -> type:
     """A ``Trainer`` whose loss is BCE-with-logits with optional per-label ``pos_weight``."""
     import torch
+    from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
-    class WeightedBCETrainer(Trainer):  # type: ignore[misc]
+    class WeightedBCETrainer(Trainer):
         def __init__(self, *args: Any, pos_weight: np.ndarray | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.pos_weight = None if pos_weight is None else torch.tensor(pos_weight)
@@ -236,6 +240,13 @@ def build_trainer_class() -> type:
                 logits, labels.to(logits.dtype), pos_weight=weight)
             return (loss, outputs) if return_outputs else loss
 
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            # Evaluation maps window predictions back to texts by position, so it must keep the
+            # dataset order; the Trainer would otherwise reuse group_by_length for evaluation.
+            if eval_dataset is None:
+                return None
+            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
     return WeightedBCETrainer
 
 
@@ -243,7 +254,7 @@ def build_summary_callback(total_epochs: float) -> Any:
     """A callback that prints one line per evaluated epoch."""
     from transformers import TrainerCallback
 
-    class EpochSummary(TrainerCallback):  # type: ignore[misc]
+    class EpochSummary(TrainerCallback):
         def __init__(self) -> None:
             self.start = time.time()
             self.last_loss: float | None = None
@@ -252,7 +263,8 @@ def build_summary_callback(total_epochs: float) -> Any:
             if logs and "loss" in logs:
                 self.last_loss = float(logs["loss"])
 
-        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None,
+                        **kw: Any) -> None:
             if not state.is_world_process_zero or not metrics:
                 return
             loss = f"{self.last_loss:.4f}" if self.last_loss is not None else "n/a"
@@ -429,6 +441,11 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "global_step": int(trainer.state.global_step),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_val_macro_f1_at_0.5": trainer.state.best_metric,
+        "history": [
+            {k: v for k, v in entry.items() if k in {"epoch", "step", "loss", "eval_loss", "eval_macro_f1",
+                                                     "eval_micro_f1", "eval_any_violation_f1"}}
+            for entry in trainer.state.log_history if "eval_loss" in entry or "loss" in entry
+        ],
         "train_loss": float(train_result.training_loss),
         "wall_time_s": wall,
         "seed": training_args.seed,

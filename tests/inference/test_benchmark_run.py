@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from conftest import MINI_DATA
+
 from inference.benchmark import main
 
 
@@ -31,5 +32,6 @@ def test_benchmark_writes_figures_for_every_backend(trained_model_dir: Path, tmp
     assert "intro kept" in text and "<!-- bench:tiny -->" in text and "| onnx-int8 |" in text
     # a second run replaces its section instead of appending another
     assert main(["--model-dir", str(model), "--n", "20", "--data", str(MINI_DATA / "train.jsonl"),
-                 "--json", str(out), "--markdown", str(md), "--name", "tiny", "--configs", "torch-dynamic,onnx-int8"]) == 0
+                 "--json", str(out), "--markdown", str(md), "--name", "tiny",
+                 "--configs", "torch-dynamic,onnx-int8"]) == 0
     assert md.read_text("utf-8").count("<!-- bench:tiny -->") == 1

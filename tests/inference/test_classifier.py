@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import MINI_DATA
+
 from inference import Classifier, Prediction, predict
 from inference.classifier import EMPTY_TEXT_WARNING
 
@@ -83,7 +83,8 @@ def test_padding_is_per_batch_and_sorted_by_length(clf: Classifier, monkeypatch:
 def test_long_text_violation_after_600_tokens_is_found(clf: Classifier) -> None:
     from inference.text import normalize_text
 
-    neutral_words = "pagi ini warga kerja bakti membersihkan selokan lalu minum teh bersama di pos ronda".split()
+    neutral_words = ["pagi", "ini", "warga", "kerja", "bakti", "membersihkan", "selokan", "lalu", "minum",
+                     "teh", "bersama", "di", "pos", "ronda"]
     filler = " ".join(neutral_words[i % len(neutral_words)] for i in range(620))
     assert clf.tokenizer.count_tokens([filler])[0] >= 600
     thresholds = np.array([clf.thresholds[n] for n in clf.labels])
@@ -151,7 +152,7 @@ def test_missing_or_incomplete_model_directory(tmp_path: Path, model_copy: Path)
         Classifier.from_pretrained(tmp_path / "nope")
     (model_copy / "thresholds.json").unlink()
     (model_copy / "tokenizer.json").unlink()
-    with pytest.raises(FileNotFoundError, match="missing: tokenizer.json, thresholds.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing: tokenizer\.json, thresholds\.json"):
         Classifier.from_pretrained(model_copy)
 
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import MINI_DATA, PY, python_env
+
 from inference import Classifier
 from inference.cli import main
 
@@ -46,7 +46,8 @@ def read_output(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("out_ext", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("in_ext", ["csv", "jsonl", "parquet", "txt"])
-def test_round_trip_keeps_every_row_and_column(tmp_path: Path, trained_model_dir: Path, in_ext: str, out_ext: str) -> None:
+def test_round_trip_keeps_every_row_and_column(tmp_path: Path, trained_model_dir: Path, in_ext: str,
+                                               out_ext: str) -> None:
     rows = sample_rows()
     src = tmp_path / f"posts.{in_ext}"
     if in_ext == "csv":
@@ -151,7 +152,8 @@ def run_cli(args: list[str]) -> subprocess.Popen[str]:
 
 
 @pytest.mark.parametrize("out_ext", ["csv", "parquet"])
-def test_resume_after_a_killed_run_equals_an_uninterrupted_run(tmp_path: Path, trained_model_dir: Path, out_ext: str) -> None:
+def test_resume_after_a_killed_run_equals_an_uninterrupted_run(tmp_path: Path, trained_model_dir: Path,
+                                                                out_ext: str) -> None:
     src = big_csv(tmp_path / "big.csv", 3000)
     common = ["--model-dir", str(trained_model_dir), "--input", str(src), "--chunk-size", "50",
               "--batch-size", "8", "--backend", "torch", "--no-progress"]

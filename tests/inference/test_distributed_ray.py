@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import MINI_DATA, PY, python_env
+
 from inference import Classifier
 from inference.distributed import EXIT_RAY_UNAVAILABLE
 

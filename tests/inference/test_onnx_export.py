@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import MINI_DATA, PY, python_env
+
 from inference import Classifier
 from inference.export import ExportRefused, export_model, main
 
@@ -56,7 +56,7 @@ def test_auto_backend_prefers_int8_onnx_on_cpu(exported: Path, trained_model_dir
 
 
 def test_onnx_backend_without_an_export_says_how_to_make_one(trained_model_dir: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="python -m inference.export"):
+    with pytest.raises(FileNotFoundError, match=r"python -m inference\.export"):
         Classifier.from_pretrained(trained_model_dir, backend="onnx")
 
 

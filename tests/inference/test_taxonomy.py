@@ -42,7 +42,8 @@ def test_loads_from_a_model_directory(tmp_path: Path) -> None:
     ("mutate", "message"),
     [
         (lambda d: d["labels"].append(dict(d["labels"][0])), "duplicate label name 'kampanye_medsos'"),
-        (lambda d: d["labels"][2].update(colour="red"), "labels[2] (foto_simbol_keberpihakan) has unknown key(s): colour"),
+        (lambda d: d["labels"][2].update(colour="red"),
+         "labels[2] (foto_simbol_keberpihakan) has unknown key(s): colour"),
         (lambda d: d.update(extra_section=1), "unknown top-level key(s): extra_section"),
         (lambda d: d["labels"][0].pop("definition"), "missing key(s): definition"),
         (lambda d: d.update(taxonomy_version="v1"), "taxonomy_version must be a 'MAJOR.MINOR.PATCH'"),

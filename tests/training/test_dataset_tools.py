@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import MINI_DATA, REPO
+
 from inference.taxonomy import load_taxonomy
 from training.data import (
     DataError,

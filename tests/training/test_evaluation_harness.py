@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, MINI_DATA
+
 from training import metric_suite
 from training.evaluate import main
 from training.robustness import load_suite, run_suite

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, MINI_DATA, REPO
+
 from inference.taxonomy import load_taxonomy
 from training.data import DataError, read_jsonl
 from training.labelstudio import from_export, labeling_config, main, to_tasks
