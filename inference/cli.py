@@ -121,7 +121,8 @@ def output_columns(input_columns: list[str], labels: list[str]) -> tuple[list[st
     return [c for c in input_columns if c not in added] + added, added
 
 
-def _added_types(labels: list[str]) -> dict[str, str]:
+def added_types(labels: list[str]) -> dict[str, str]:
+    """Fixed Arrow types of the columns the scorer adds (stable across chunks and workers)."""
     return {"labels": "list<string>", "flagged": "bool", "error": "string",
             **{f"score_{name}": "float64" for name in labels}}
 
@@ -222,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
                               args.threshold)
             cols, _ = output_columns(all_columns, clf.labels)
             tmp = parts_dir / f".part-{index:06d}.tmp"
-            write_chunk(rows, cols, tmp, out_fmt, types=_added_types(clf.labels))
+            write_chunk(rows, cols, tmp, out_fmt, types=added_types(clf.labels))
             atomic_write_text(parts_dir / f"columns-{index:06d}.json", json.dumps(cols))
             os.replace(tmp, parts_dir / f"part-{index:06d}")
             n_rows += len(rows)

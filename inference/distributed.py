@@ -23,7 +23,7 @@ EXIT_RAY_UNAVAILABLE = 4
 
 
 class ClassifierActor:
-    """Ray Data callable class: loads the model once per actor, scores pandas batches."""
+    """Ray Data callable class: loads the model once per actor, scores Arrow batches."""
 
     def __init__(self, model_dir: str, text_column: str = "text", batch_size: int = 64,
                  backend: str = "auto", threshold: float | None = None, num_threads: int | None = None) -> None:
@@ -36,17 +36,18 @@ class ClassifierActor:
         self.threshold = threshold
 
     def __call__(self, batch: Any) -> Any:
-        import pandas as pd
+        from inference.cli import added_types, output_columns, score_rows
+        from inference.tabular import to_arrow
 
-        from inference.cli import output_columns, score_rows
-
-        rows = batch.to_dict(orient="records")
-        scored = score_rows(rows, self.clf, self.text_column, None, self.batch_size, self.threshold)
-        columns, _ = output_columns(list(batch.columns), self.clf.labels)
-        frame = pd.DataFrame.from_records(scored, columns=columns)
-        # a stable Arrow type for batches where every row failed (all-null labels)
-        frame["labels"] = frame["labels"].astype(object)
-        return frame
+        _, added = output_columns([], self.clf.labels)
+        scored = score_rows(batch.to_pylist(), self.clf, self.text_column, None, self.batch_size,
+                            self.threshold)
+        # input columns keep their Arrow types; the added ones get fixed types, so every block
+        # (and every output file) has the same schema
+        new = to_arrow(scored, added, added_types(self.clf.labels))
+        for name in added:
+            batch = batch.append_column(name, new.column(name))
+        return batch
 
 
 def score_dataset(
@@ -74,15 +75,22 @@ def score_dataset(
         rows_per_batch: rows handed to an actor at a time.
         backend, threshold, num_threads: passed to :meth:`Classifier.from_pretrained` / predict.
     """
-    if text_column not in ds.schema().names:
-        raise ValueError(f"the dataset has no column {text_column!r}; columns: {', '.join(ds.schema().names)}")
+    from inference.cli import output_columns
+    from inference.taxonomy import load_taxonomy
+
+    names = list(ds.schema().names)
+    if text_column not in names:
+        raise ValueError(f"the dataset has no column {text_column!r}; columns: {', '.join(names)}")
+    conflicts = [c for c in names if c in output_columns([], load_taxonomy(model_dir).names)[1]]
+    if conflicts:
+        raise ValueError(f"the dataset already has the output column(s) {', '.join(conflicts)}")
     return ds.map_batches(
         ClassifierActor,
         fn_constructor_kwargs={"model_dir": str(model_dir), "text_column": text_column,
                                "batch_size": batch_size, "backend": backend, "threshold": threshold,
                                "num_threads": num_threads},
         batch_size=rows_per_batch,
-        batch_format="pandas",
+        batch_format="pyarrow",
         concurrency=concurrency,
         num_cpus=num_cpus_per_actor,
     )

@@ -154,11 +154,17 @@ def write_chunk(rows: list[dict[str, Any]], columns: list[str], target: Path, fm
                                         default=str) + "\n")
     else:
         pa = _require_pyarrow()
-        arrow_types = {"string": pa.string(), "bool": pa.bool_(), "float64": pa.float64(),
-                       "list<string>": pa.list_(pa.string())}
-        fixed = {name: arrow_types[t] for name, t in (types or {}).items()}
-        arrays = [pa.array([row.get(c) for row in rows], type=fixed.get(c)) for c in columns]
-        pa.parquet.write_table(pa.Table.from_arrays(arrays, names=columns), target)
+        pa.parquet.write_table(to_arrow(rows, columns, types), target)
+
+
+def to_arrow(rows: list[dict[str, Any]], columns: list[str], types: dict[str, str] | None = None) -> Any:
+    """Rows as a ``pyarrow.Table``; ``types`` fixes some columns' types (see :func:`write_chunk`)."""
+    pa = _require_pyarrow()
+    arrow_types = {"string": pa.string(), "bool": pa.bool_(), "float64": pa.float64(),
+                   "list<string>": pa.list_(pa.string())}
+    fixed = {name: arrow_types[t] for name, t in (types or {}).items()}
+    arrays = [pa.array([row.get(c) for row in rows], type=fixed.get(c)) for c in columns]
+    return pa.Table.from_arrays(arrays, names=columns)
 
 
 def assemble(parts: Sequence[Path], columns: list[str], target: Path, fmt: str) -> None:

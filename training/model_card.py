@@ -53,6 +53,18 @@ def render_model_card(
         f"recall {_fmt(test.get('any_violation_recall'))})."
     )
     standin = bool(run.get("offline_standin"))
+    train_loss: dict[float, float] = {}
+    for h in run.get("history", []):
+        if "loss" in h:
+            train_loss[h.get("epoch", 0.0)] = h["loss"]
+    history_rows = ["| epoch | train loss | val loss | val macro-F1 | val micro-F1 | val any-violation F1 |",
+                    "|---:|---:|---:|---:|---:|---:|"]
+    for h in run.get("history", []):
+        if "eval_loss" in h:
+            history_rows.append(
+                f"| {h.get('epoch', 0):.0f} | {_fmt(train_loss.get(h.get('epoch', 0.0)))} | {_fmt(h['eval_loss'])} | "
+                f"{_fmt(h.get('eval_macro_f1'))} | {_fmt(h.get('eval_micro_f1'))} | "
+                f"{_fmt(h.get('eval_any_violation_f1'))} |")
     values = {
         "model_name": run.get("model_name", "netralitas-asn"),
         "base_model": run.get("backbone", "?"),
@@ -75,6 +87,7 @@ def render_model_card(
         "wall_time": f"{run.get('wall_time_s', 0) / 60:.1f} min",
         "seed": run.get("seed", "?"),
         "data_summary": run.get("data_summary", ""),
+        "history_table": "\n".join(history_rows),
         "test_headline": headline,
         "per_label_table": "\n".join(rows),
         "threshold_floor": thresholds.get("floor", "?"),
