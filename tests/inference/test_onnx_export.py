@@ -33,8 +33,9 @@ def test_export_writes_fp32_int8_and_a_report(exported: Path) -> None:
     assert (exported / "onnx" / "model.int8.onnx").is_file()
     report = json.loads((exported / "onnx" / "export_report.json").read_text("utf-8"))
     fp32, int8 = report["onnx/model.onnx"], report["onnx/model.int8.onnx"]
-    assert fp32["label_set_agreement"] == 1.0 and fp32["max_abs_score_diff"] < 1e-4
-    assert int8["label_set_agreement"] >= 0.9
+    assert fp32["label_set_agreement"] == 1.0 and fp32["label_agreement"] == 1.0
+    assert fp32["max_abs_score_diff"] < 1e-4
+    assert int8["label_agreement"] >= 0.9 and int8["label_set_agreement"] <= int8["label_agreement"]
     assert int8["file_mb"] < fp32["file_mb"]
     assert not list((exported / "onnx").glob(".export-*")), "temporary files must be cleaned up"
 
@@ -92,6 +93,12 @@ def test_export_cli_exit_code_and_message_on_refusal(model_copy: Path, capsys: p
     code = main(["--model-dir", str(model_copy), "--check-data", str(CHECK), "--min-agreement", "1.01"])
     assert code == 1
     assert "ONNX export refused" in capsys.readouterr().err
+
+
+def test_export_with_a_relative_model_dir(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(model_copy.parent)
+    assert main(["--model-dir", model_copy.name, "--check-data", str(CHECK), "--quantize", "none"]) == 0
+    assert (model_copy / "onnx" / "model.onnx").is_file()
 
 
 def test_export_needs_check_texts(model_copy: Path, tmp_path: Path) -> None:
