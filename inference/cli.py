@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-size", type=int, default=2048,
                         help="rows read, scored and saved at a time (the resume granularity)")
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    parser.add_argument("--onnx-file", default=None,
+                        help="ONNX file inside the model directory (default: onnx/model.int8.onnx, "
+                             "else onnx/model.onnx)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threshold", type=float, default=None,
                         help="one threshold for all labels (default: the model's thresholds.json)")
@@ -185,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         clf = Classifier.from_pretrained(args.model_dir, backend=args.backend, device=args.device,
-                                         num_threads=args.num_threads)
+                                         num_threads=args.num_threads, onnx_file=args.onnx_file)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL

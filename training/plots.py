@@ -20,6 +20,23 @@ def _plt() -> Any:
     return plt
 
 
+def _save(fig: Any, path: Path, dpi: int = 100) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+    return path
+
+
+def _label_grid(n: int, cell: tuple[float, float], cols: int = 4) -> tuple[Any, list[Any]]:
+    """A figure with one subplot per label (``cols`` per row); unused cells are hidden."""
+    rows = int(np.ceil(n / cols))
+    fig, axes = _plt().subplots(rows, cols, figsize=(cell[0] * cols, cell[1] * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n:]:
+        ax.axis("off")
+    return fig, flat[:n]
+
+
 def per_label_f1(metrics: dict[str, Any], labels: Sequence[str], path: Path,
                  baseline: dict[str, Any] | None = None) -> Path:
     """Horizontal bars of each label's F1 with bootstrap 95 % CIs (and the baseline's F1)."""
@@ -39,22 +56,15 @@ def per_label_f1(metrics: dict[str, Any], labels: Sequence[str], path: Path,
     ax.set_xlabel("F1")
     ax.set_title("Per-label F1 (test)")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)
 
 
 def pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], path: Path) -> Path:
     """One precision-recall curve per label, average precision in the legend."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    plt = _plt()
-    cols = 4
-    rows = int(np.ceil(len(labels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
-    for i, name in enumerate(labels):
-        ax = axes[i // cols][i % cols]
+    fig, axes = _label_grid(len(labels), (4, 3.2))
+    for i, (name, ax) in enumerate(zip(labels, axes, strict=True)):
         if y_true[:, i].min() != y_true[:, i].max():
             p, r, _ = precision_recall_curve(y_true[:, i], probs[:, i])
             ap = average_precision_score(y_true[:, i], probs[:, i])
@@ -65,12 +75,7 @@ def pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], path
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall", fontsize=8)
         ax.set_ylabel("precision", fontsize=8)
-    for j in range(len(labels), rows * cols):
-        axes[j // cols][j % cols].axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def reliability(calibration: dict[str, Any], path: Path) -> Path:
@@ -89,23 +94,16 @@ def reliability(calibration: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("observed frequency")
     ax.set_title("Reliability (all labels pooled; n per bin)")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)
 
 
 def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path) -> Path:
     """Per-label 2x2 confusion matrices (``sklearn.metrics.multilabel_confusion_matrix``)."""
     from sklearn.metrics import multilabel_confusion_matrix
 
-    plt = _plt()
     mats = multilabel_confusion_matrix(y_true, y_pred)
-    cols = 4
-    rows = int(np.ceil(len(labels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
-    for i, name in enumerate(labels):
-        ax = axes[i // cols][i % cols]
+    fig, axes = _label_grid(len(labels), (3.2, 2.9))
+    for i, (name, ax) in enumerate(zip(labels, axes, strict=True)):
         ax.imshow(mats[i], cmap="Blues")
         for (r, c), v in np.ndenumerate(mats[i]):
             ax.text(c, r, str(v), ha="center", va="center", fontsize=10,
@@ -113,12 +111,7 @@ def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[
         ax.set_xticks([0, 1], ["pred 0", "pred 1"], fontsize=7)
         ax.set_yticks([0, 1], ["gold 0", "gold 1"], fontsize=7)
         ax.set_title(name, fontsize=8)
-    for j in range(len(labels), rows * cols):
-        axes[j // cols][j % cols].axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def cooccurrence(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path) -> Path:
@@ -132,10 +125,7 @@ def cooccurrence(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], 
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_title(f"label co-occurrence ({title})")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_dataset_stats(stats: dict[str, Any], taxonomy: Taxonomy, path: str | Path) -> Path:
@@ -158,8 +148,4 @@ def plot_dataset_stats(stats: dict[str, Any], taxonomy: Taxonomy, path: str | Pa
         ax.tick_params(axis="y", labelsize=8)
     fig.suptitle(f"dataset: {stats['total']} texts, {stats['negatives']} negatives, "
                  f"{stats['multi_label']} multi-label")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, Path(path))

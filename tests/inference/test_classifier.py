@@ -54,29 +54,30 @@ def test_order_is_preserved_with_mixed_lengths(clf: Classifier) -> None:
     assert batched[1].num_windows > 1
 
 
-def test_batches_never_exceed_batch_size(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes: list[int] = []
+def record_batch_shapes(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Wrap the backend so every forward pass records its (batch, sequence) shape."""
+    shapes: list[tuple[int, int]] = []
     original = clf.backend.logits
 
     def spy(batch: dict[str, np.ndarray]) -> np.ndarray:
-        sizes.append(batch["input_ids"].shape[0])
+        shapes.append(batch["input_ids"].shape)
         return original(batch)
 
     monkeypatch.setattr(clf.backend, "logits", spy)
+    return shapes
+
+
+def test_batches_never_exceed_batch_size(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes = record_batch_shapes(clf, monkeypatch)
     clf.predict(TEXTS * 5, batch_size=8)
+    sizes = [b for b, _ in shapes]
     assert max(sizes) <= 8 and sum(sizes) >= len(TEXTS) * 5
 
 
 def test_padding_is_per_batch_and_sorted_by_length(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    widths: list[int] = []
-    original = clf.backend.logits
-
-    def spy(batch: dict[str, np.ndarray]) -> np.ndarray:
-        widths.append(batch["input_ids"].shape[1])
-        return original(batch)
-
-    monkeypatch.setattr(clf.backend, "logits", spy)
+    shapes = record_batch_shapes(clf, monkeypatch)
     clf.predict(["ya", TEXTS[0], "ok", TEXTS[15], "oke sip"], batch_size=3)
+    widths = [w for _, w in shapes]
     assert widths == sorted(widths) and widths[0] < widths[-1]
 
 
