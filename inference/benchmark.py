@@ -84,6 +84,14 @@ def load_texts(data: str | None, n: int, model_dir: Path) -> list[str]:
 
 # --------------------------------------------------------------------------- child process
 def _rss_peak_mb() -> float:
+    """Peak resident memory of this process. On Linux, ``VmHWM`` of this address space: unlike
+    ``ru_maxrss`` it is not inherited from the parent across fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -103,9 +111,10 @@ def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threa
         clf = Classifier.from_pretrained(model_dir, backend="onnx", onnx_file=onnx_file, num_threads=threads)
     tok = clf.tokenizer
     windows = tok.windows([normalize_text(t) for t in texts])
-    if config != "torch-fixed":
-        windows.sort(key=lambda w: len(w.input_ids))
-    batches = [windows[i:i + batch_size] for i in range(0, len(windows), batch_size)]
+    if config == "torch-fixed":  # the naive baseline: input order, fixed batches, full padding
+        batches = [windows[i:i + batch_size] for i in range(0, len(windows), batch_size)]
+    else:  # exactly what Classifier.predict does: length-sorted, token-budgeted batches
+        batches = clf.plan_batches(windows, batch_size)
     pad_to = tok.max_length if config == "torch-fixed" else None
     clf.backend.logits(tok.pad(batches[0], pad_to=pad_to))  # warm-up
     latencies, padded_tokens = [], 0
@@ -141,6 +150,7 @@ def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threa
         "latency_p95_ms": float(np.percentile(latencies, 95) * 1000),
         "peak_rss_mb": _rss_peak_mb(),
         "threads": threads_used if threads_used else "engine default (physical cores)",
+        "max_batch_tokens": None if config == "torch-fixed" else clf.max_batch_tokens,
         "torch_imported": "torch" in sys.modules,
         "labels": labels,
     }

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 Threshold = float | Mapping[str, float] | None
 EMPTY_TEXT_WARNING = "empty or whitespace-only text: not scored, no labels"
+#: Tokens per forward pass on CPU. CPU throughput is flat in batch size at a fixed number of
+#: tokens, while activation memory grows with it: 1,024 tokens (4 windows of 256, or 32 short
+#: posts) keeps a base-size int8 model near 300 MB at full speed (docs/benchmarks.md).
+CPU_MAX_BATCH_TOKENS = 1024
 BACKENDS = ("auto", "torch", "onnx")
 
 
@@ -145,11 +149,16 @@ class Classifier:
         taxonomy: Taxonomy,
         thresholds: Mapping[str, float] | None = None,
         info: ModelInfo | None = None,
+        max_batch_tokens: int | None = None,
     ) -> None:
         self.backend = backend
         self.tokenizer = tokenizer
         self.taxonomy = taxonomy
         self.info = info
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
+        #: upper bound on (windows x padded length) per forward pass; None = batch_size only
+        self.max_batch_tokens = max_batch_tokens
         base = {name: DEFAULT_THRESHOLD for name in taxonomy.names}
         if thresholds:
             base.update(thresholds)
@@ -167,6 +176,7 @@ class Classifier:
         onnx_file: str | None = None,
         max_length: int | None = None,
         stride: int | None = None,
+        max_batch_tokens: int | str | None = "auto",
     ) -> Classifier:
         """Load a self-contained model directory.
 
@@ -180,6 +190,8 @@ class Classifier:
             num_threads: intra-op threads (default: the engine's choice, i.e. physical cores).
             onnx_file: a specific ONNX file inside the directory (e.g. ``"onnx/model.onnx"``).
             max_length, stride: window size and overlap in tokens (default: from the model).
+            max_batch_tokens: cap on windows x padded length per forward pass; ``"auto"`` is
+                :data:`CPU_MAX_BATCH_TOKENS` on CPU and no cap on GPU; ``None`` never caps.
         """
         path = check_model_dir(model_dir)
         info = read_model_info(path)
@@ -199,7 +211,10 @@ class Classifier:
         tokenizer = WindowTokenizer.from_dir(
             path, max_length or info.max_length, info.stride if stride is None else stride
         )
-        clf = cls(runner, tokenizer, info.taxonomy, info.thresholds, info=info)
+        if max_batch_tokens == "auto":
+            max_batch_tokens = None if runner.device != "cpu" else CPU_MAX_BATCH_TOKENS
+        clf = cls(runner, tokenizer, info.taxonomy, info.thresholds, info=info,
+                  max_batch_tokens=max_batch_tokens if isinstance(max_batch_tokens, int) else None)
         if threshold is not None:
             clf.set_threshold(threshold)
         return clf
@@ -273,12 +288,26 @@ class Classifier:
         return out
 
     # ------------------------------------------------------------------ scoring
+    def plan_batches(self, windows: Sequence[Window], batch_size: int) -> list[list[Window]]:
+        """Sort windows by length and cut them into batches of at most ``batch_size`` windows
+        and at most :attr:`max_batch_tokens` padded tokens (a single window always fits)."""
+        batches: list[list[Window]] = []
+        current: list[Window] = []
+        for window in sorted(windows, key=lambda w: len(w.input_ids)):
+            padded = (len(current) + 1) * len(window.input_ids)  # sorted: the newest is longest
+            too_many_tokens = self.max_batch_tokens is not None and padded > self.max_batch_tokens
+            if current and (len(current) >= batch_size or too_many_tokens):
+                batches.append(current)
+                current = []
+            current.append(window)
+        if current:
+            batches.append(current)
+        return batches
+
     def _score_windows(self, windows: list[Window], n_texts: int, batch_size: int) -> np.ndarray:
         """Max-over-windows probabilities of ``n_texts`` texts (``Window.text_index`` < n)."""
         probs = np.zeros((n_texts, len(self.labels)), dtype=np.float32)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-        for start in range(0, len(order), batch_size):
-            batch = [windows[i] for i in order[start:start + batch_size]]
+        for batch in self.plan_batches(windows, batch_size):
             logits = self.backend.logits(self.tokenizer.pad(batch))
             rows = np.fromiter((w.text_index for w in batch), dtype=np.int64)
             np.maximum.at(probs, rows, _sigmoid(logits))

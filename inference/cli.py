@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--id-column", default=None,
                         help="column identifying rows; checked to exist and named in error messages")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
+    parser.add_argument("--max-batch-tokens", type=int, default=None,
+                        help="cap on windows x padded length per forward pass (default: 1024 on CPU, none on GPU)")
     parser.add_argument("--chunk-size", type=int, default=2048,
                         help="rows read, scored and saved at a time (the resume granularity)")
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
@@ -188,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         clf = Classifier.from_pretrained(args.model_dir, backend=args.backend, device=args.device,
-                                         num_threads=args.num_threads, onnx_file=args.onnx_file)
+                                         num_threads=args.num_threads, onnx_file=args.onnx_file,
+                                         max_batch_tokens=args.max_batch_tokens or "auto")
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL

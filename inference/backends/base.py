@@ -17,6 +17,8 @@ class Backend(Protocol):
     name: str
     #: the subset of :data:`MODEL_INPUTS` the model takes
     input_names: tuple[str, ...]
+    #: ``"cpu"`` or a CUDA device
+    device: str
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Return float32 logits of shape ``(batch, num_labels)`` for int64 inputs."""

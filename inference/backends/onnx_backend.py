@@ -41,6 +41,7 @@ class OnnxBackend:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_name = self.session.get_outputs()[0].name
         self.path = path
+        self.device = "cuda" if providers[0] == "CUDAExecutionProvider" else "cpu"
         self.name = "onnx-int8" if path.name.endswith(".int8.onnx") else "onnx"
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:

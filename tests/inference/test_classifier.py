@@ -240,3 +240,17 @@ def test_moved_model_directory_needs_nothing_but_itself(tmp_path: Path, trained_
     shutil.copytree(trained_model_dir, target)
     clf = Classifier.from_pretrained(target, backend="torch")
     assert clf.taxonomy.source == str(target / "taxonomy.yaml")
+
+
+def test_token_budget_caps_padded_tokens_per_forward_pass(trained_model_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    clf = Classifier.from_pretrained(trained_model_dir, backend="torch", max_batch_tokens=96)
+    shapes = record_batch_shapes(clf, monkeypatch)
+    long_text = " ".join(TEXTS)
+    preds = clf.predict([*TEXTS, long_text, "ok"], batch_size=32)
+    assert all(b * w <= 96 or b == 1 for b, w in shapes)
+    assert max(b for b, _ in shapes) > 1  # short texts still share a batch
+    unbounded = Classifier.from_pretrained(trained_model_dir, backend="torch", max_batch_tokens=None)
+    for a, b in zip(preds, unbounded.predict([*TEXTS, long_text, "ok"], batch_size=32), strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=1e-5)
+    assert Classifier.from_pretrained(trained_model_dir, backend="torch", device="cpu").max_batch_tokens == 1024

@@ -107,3 +107,19 @@ def test_export_needs_check_texts(model_copy: Path, tmp_path: Path) -> None:
     (model_copy / "training_args.json").write_text(json.dumps(args), "utf-8")
     with pytest.raises(FileNotFoundError, match="--check-data"):
         export_model(model_copy)
+
+
+def test_cli_can_pick_the_fp32_onnx_file(exported: Path, tmp_path: Path) -> None:
+    import csv
+
+    from inference.cli import main as cli
+
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(TEXTS[:6]) + "\n", "utf-8")
+    out = tmp_path / "out.csv"
+    assert cli(["--model-dir", str(exported), "--input", str(src), "--output", str(out), "--backend", "onnx",
+                "--onnx-file", "onnx/model.onnx", "--no-progress"]) == 0
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    torch_preds = Classifier.from_pretrained(exported, backend="torch").predict(TEXTS[:6])
+    assert [r["labels"].split(";") if r["labels"] else [] for r in rows] == [p.labels for p in torch_preds]
