@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 Threshold = float | Mapping[str, float] | None
 EMPTY_TEXT_WARNING = "empty or whitespace-only text: not scored, no labels"
 #: Tokens per forward pass on CPU. CPU throughput is flat in batch size at a fixed number of
-#: tokens, while activation memory grows with it: 1,024 tokens (4 windows of 256, or 32 short
-#: posts) keeps a base-size int8 model near 300 MB at full speed (docs/benchmarks.md).
-CPU_MAX_BATCH_TOKENS = 1024
+#: tokens, while activation memory grows with it: 512 tokens (2 windows of 256, or 32 short
+#: posts of 16) keeps a base-size int8 model under 300 MB at full speed (docs/benchmarks.md).
+CPU_MAX_BATCH_TOKENS = 512
 BACKENDS = ("auto", "torch", "onnx")
 
 

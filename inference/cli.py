@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="column identifying rows; checked to exist and named in error messages")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
     parser.add_argument("--max-batch-tokens", type=int, default=None,
-                        help="cap on windows x padded length per forward pass (default: 1024 on CPU, none on GPU)")
+                        help="cap on windows x padded length per forward pass (default: 512 on CPU, none on GPU)")
     parser.add_argument("--chunk-size", type=int, default=2048,
                         help="rows read, scored and saved at a time (the resume granularity)")
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")

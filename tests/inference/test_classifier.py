@@ -253,4 +253,4 @@ def test_token_budget_caps_padded_tokens_per_forward_pass(trained_model_dir: Pat
     unbounded = Classifier.from_pretrained(trained_model_dir, backend="torch", max_batch_tokens=None)
     for a, b in zip(preds, unbounded.predict([*TEXTS, long_text, "ok"], batch_size=32), strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-5)
-    assert Classifier.from_pretrained(trained_model_dir, backend="torch", device="cpu").max_batch_tokens == 1024
+    assert Classifier.from_pretrained(trained_model_dir, backend="torch", device="cpu").max_batch_tokens == 512
