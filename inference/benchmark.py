@@ -238,7 +238,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"- machine: {m['cpu']}, {m['physical_cores']} physical / {m['logical_cores']} logical cores; "
         f"Python {m['python']}",
         f"- {result['texts']} texts ({result['runs'][0]['windows']} windows of at most {result['max_length']} "
-        f"tokens), batch size {result['batch_size']}, threads: {result['runs'][0]['threads']}",
+        f"tokens), batch size {result['batch_size']}, threads: {result['runs'][0]['threads']}; the dynamic "
+        f"configurations also cap a batch at {result['runs'][-1].get('max_batch_tokens')} padded tokens, as "
+        "`Classifier.predict` does on CPU, so their batch latencies are per smaller batch",
         f"- measured {result['date']}; each configuration in a fresh process",
         "",
         "| configuration | texts/s | tokens/s | p50 batch ms | p95 batch ms | peak RSS MB | label agreement "
