@@ -70,7 +70,8 @@ def score_dataset(
         text_column: the column with the texts.
         batch_size: windows per forward pass inside each actor.
         concurrency: number of actors (model copies); with ``num_cpus_per_actor`` this sets the
-            cluster share used. One actor per physical core pair is a good start on CPU nodes.
+            cluster share used. Leave CPUs for Ray's read and write tasks: actors that take every
+            CPU stall the pipeline.
         num_cpus_per_actor: CPUs Ray reserves for each actor (match ``num_threads``).
         rows_per_batch: rows handed to an actor at a time.
         backend, threshold, num_threads: passed to :meth:`Classifier.from_pretrained` / predict.
@@ -84,6 +85,8 @@ def score_dataset(
     conflicts = [c for c in names if c in output_columns([], load_taxonomy(model_dir).names)[1]]
     if conflicts:
         raise ValueError(f"the dataset already has the output column(s) {', '.join(conflicts)}")
+    import ray
+
     return ds.map_batches(
         ClassifierActor,
         fn_constructor_kwargs={"model_dir": str(model_dir), "text_column": text_column,
@@ -91,7 +94,7 @@ def score_dataset(
                                "num_threads": num_threads},
         batch_size=rows_per_batch,
         batch_format="pyarrow",
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus_per_actor,
     )
 
@@ -141,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = _expand(args.input)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.num_cpus and not args.address and args.concurrency * args.cpus_per_actor > args.num_cpus - 1:
+        print(f"error: {args.concurrency} actors x {args.cpus_per_actor} CPUs leave no CPU of the "
+              f"{args.num_cpus} for reading and writing; lower --concurrency or --cpus-per-actor",
+              file=sys.stderr)
         return 1
     try:
         if args.address:

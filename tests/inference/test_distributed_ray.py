@@ -33,7 +33,7 @@ def test_every_row_comes_out_once_with_single_process_scores(trained_model_dir: 
     # skip with the reason, anything else is a failure.
     result = subprocess.run(
         [PY, "-m", "inference.distributed", "--model-dir", str(trained_model_dir), "--input",
-         str(src / "*.parquet"), "--output", str(out), "--num-cpus", "2", "--concurrency", "2",
+         str(src / "*.parquet"), "--output", str(out), "--num-cpus", "2", "--concurrency", "2", "--cpus-per-actor", "0.5",
          "--rows-per-batch", "7", "--backend", "torch"],
         capture_output=True, text=True, env=python_env(RAY_DEDUP_LOGS="0"), timeout=600,
     )
@@ -70,3 +70,15 @@ def test_score_dataset_rejects_a_missing_text_column(trained_model_dir: Path) ->
             score_dataset(ds, str(trained_model_dir))
     finally:
         ray.shutdown()
+
+
+def test_local_run_refuses_actors_that_take_every_cpu(trained_model_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from inference.distributed import main
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist([{"text": "tes"}]), src)
+    code = main(["--model-dir", str(trained_model_dir), "--input", str(src), "--output", str(tmp_path / "o"),
+                 "--num-cpus", "2", "--concurrency", "2", "--cpus-per-actor", "1"])
+    assert code == 1
+    assert "leave no CPU" in capsys.readouterr().err
