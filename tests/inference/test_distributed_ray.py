@@ -33,7 +33,8 @@ def test_every_row_comes_out_once_with_single_process_scores(trained_model_dir: 
     # skip with the reason, anything else is a failure.
     result = subprocess.run(
         [PY, "-m", "inference.distributed", "--model-dir", str(trained_model_dir), "--input",
-         str(src / "*.parquet"), "--output", str(out), "--num-cpus", "2", "--concurrency", "2", "--cpus-per-actor", "0.5",
+         str(src / "*.parquet"), "--output", str(out), "--num-cpus", "2", "--concurrency", "2",
+         "--cpus-per-actor", "0.5",
          "--rows-per-batch", "7", "--backend", "torch"],
         capture_output=True, text=True, env=python_env(RAY_DEDUP_LOGS="0"), timeout=600,
     )
