@@ -123,3 +123,30 @@ def test_cli_can_pick_the_fp32_onnx_file(exported: Path, tmp_path: Path) -> None
         rows = list(csv.DictReader(handle))
     torch_preds = Classifier.from_pretrained(exported, backend="torch").predict(TEXTS[:6])
     assert [r["labels"].split(";") if r["labels"] else [] for r in rows] == [p.labels for p in torch_preds]
+
+
+def test_int8_falls_back_to_fp32_feed_forward_layers(exported: Path) -> None:
+    from inference.export import int8_schemes, quantize_int8
+
+    fp32 = exported / "onnx" / "model.onnx"
+    schemes = int8_schemes(fp32)
+    assert [name for name, _ in schemes] == ["all weights int8", "feed-forward output in fp32",
+                                             "feed-forward layers in fp32"]
+    layers = json.loads((exported / "config.json").read_text("utf-8"))["num_hidden_layers"]
+    assert len(schemes[1][1]) == layers and len(schemes[2][1]) == 2 * layers
+    report = json.loads((exported / "onnx" / "export_report.json").read_text("utf-8"))
+    assert report["onnx/model.int8.onnx"]["schemes_tried"][0]["scheme"] == "all weights int8"
+
+    sizes = {}
+    for name, keep in schemes:
+        target = exported.parent / f"{len(keep)}.int8.onnx"
+        quantize_int8(fp32, target, keep)
+        sizes[name] = target.stat().st_size
+    # Each fallback keeps more weights in float, so the file grows but stays below fp32.
+    assert sizes["all weights int8"] < sizes["feed-forward output in fp32"] < sizes["feed-forward layers in fp32"]
+    assert sizes["feed-forward layers in fp32"] < fp32.stat().st_size
+
+
+def test_refusal_names_the_int8_schemes_tried(model_copy: Path) -> None:
+    with pytest.raises(ExportRefused, match=r"int8 schemes tried: all weights int8 .*feed-forward layers in fp32"):
+        export_model(model_copy, check_data=CHECK, quantize="int8", min_agreement=1.01)
