@@ -242,6 +242,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"configurations also cap a batch at {result['runs'][-1].get('max_batch_tokens')} padded tokens, as "
         "`Classifier.predict` does on CPU, so their batch latencies are per smaller batch",
         f"- measured {result['date']}; each configuration in a fresh process",
+        *([f"- int8 scheme chosen by the export's drift check: {result['int8_scheme']}"]
+          if result.get("int8_scheme") else []),
         "",
         "| configuration | texts/s | tokens/s | p50 batch ms | p95 batch ms | peak RSS MB | label agreement "
         "| same label set | speed vs naive | RSS vs naive |",
@@ -329,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
     })
+    export_report = model_dir / "onnx" / "export_report.json"
+    if export_report.is_file():
+        result["int8_scheme"] = read_json(export_report).get(ONNX_INT8_FILE, {}).get("scheme")
     if "random" in str(result["backbone"]):
         result["note"] = ("Random weights with the exact indobert-base-p1 shape: speed and memory are "
                           "representative of IndoBERT-base; label agreement is not (scores sit near 0.5).")

@@ -304,38 +304,55 @@ class Classifier:
             batches.append(current)
         return batches
 
-    def _score_windows(self, windows: list[Window], n_texts: int, batch_size: int) -> np.ndarray:
-        """Max-over-windows probabilities of ``n_texts`` texts (``Window.text_index`` < n)."""
-        probs = np.zeros((n_texts, len(self.labels)), dtype=np.float32)
+    def _max_logits(self, windows: list[Window], n_texts: int, batch_size: int) -> np.ndarray:
+        """Max-over-windows logits of ``n_texts`` texts (``Window.text_index`` < n). The sigmoid
+        is monotonic, so this is also the max-over-windows probability."""
+        out = np.full((n_texts, len(self.labels)), -np.inf, dtype=np.float32)
         for batch in self.plan_batches(windows, batch_size):
             logits = self.backend.logits(self.tokenizer.pad(batch))
             rows = np.fromiter((w.text_index for w in batch), dtype=np.int64)
-            np.maximum.at(probs, rows, _sigmoid(logits))
-        return probs
+            np.maximum.at(out, rows, logits.astype(np.float32))
+        return out
+
+    def _chunk_logits(self, raw: Sequence[Any], offset: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Logits of one chunk of texts (``-inf`` rows for empty texts) and their window counts."""
+        texts = [_checked_text(t, offset + i) for i, t in enumerate(raw)]
+        normalized = [normalize_text(t) for t in texts]
+        keep = [i for i, t in enumerate(normalized) if t]
+        logits = np.full((len(texts), len(self.labels)), -np.inf, dtype=np.float32)
+        n_windows = np.zeros(len(texts), dtype=np.int64)
+        if keep:
+            # windows carry positions within `keep`; map back to chunk positions
+            windows = self.tokenizer.windows([normalized[i] for i in keep])
+            logits[keep] = self._max_logits(windows, len(keep), batch_size)
+            n_windows[keep] = np.bincount([w.text_index for w in windows], minlength=len(keep))
+        return logits, n_windows
 
     def _predict_chunk(
         self, raw: Sequence[Any], offset: int, batch_size: int, thresholds: np.ndarray
     ) -> list[Prediction]:
-        texts = [_checked_text(t, offset + i) for i, t in enumerate(raw)]
-        normalized = [normalize_text(t) for t in texts]
-        keep = [i for i, t in enumerate(normalized) if t]
-        windows = self.tokenizer.windows([normalized[i] for i in keep])
-        # windows carry positions within `keep`; map back to chunk positions afterwards
-        kept_probs = self._score_windows(windows, len(keep), batch_size)
-        n_windows = np.bincount([w.text_index for w in windows], minlength=len(keep))
+        logits, n_windows = self._chunk_logits(raw, offset, batch_size)
+        probs = _sigmoid(logits)
         out: list[Prediction] = []
-        kept_pos = {chunk_i: k for k, chunk_i in enumerate(keep)}
-        for i in range(len(texts)):
-            k = kept_pos.get(i)
-            if k is None:
+        for p, n in zip(probs, n_windows, strict=True):
+            if n == 0:
                 out.append(Prediction([], dict.fromkeys(self.labels, 0.0), EMPTY_TEXT_WARNING, 0,
                                       self.taxonomy.negative_label))
                 continue
-            p = kept_probs[k]
             fired = [name for name, s, t in zip(self.labels, p, thresholds, strict=True) if s >= t]
             out.append(Prediction(fired, {n: float(s) for n, s in zip(self.labels, p, strict=True)},
-                                  None, int(n_windows[k]), self.taxonomy.negative_label))
+                                  None, int(n), self.taxonomy.negative_label))
         return out
+
+    def predict_logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Raw max-over-windows logits of shape ``(len(texts), num_labels)``, before the sigmoid
+        (``-inf`` for empty texts). ``predict`` scores are ``sigmoid(logits)``."""
+        if isinstance(texts, str):
+            raise ValueError("predict_logits expects a list of strings, got a single string")
+        texts = list(texts)
+        size = max(32 * batch_size, 256)
+        parts = [self._chunk_logits(texts[i:i + size], i, batch_size)[0] for i in range(0, len(texts), size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def predict_iter(
         self,

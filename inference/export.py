@@ -13,6 +13,9 @@ agreement** -- the share of (text, label) decisions that are the same as PyTorch
 ``--min-agreement`` (default 99 %). The stricter share of texts whose whole label set is the
 same, and the largest score difference, are reported beside it.
 
+Exit codes: 0 written; 1 refused by the drift check; 2 bad input (model directory or check texts
+missing or invalid).
+
 Needs torch, onnx and onnxruntime (``pip install 'netralitas-asn-classifier[onnx]'``).
 """
 
@@ -306,9 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             opset=args.opset,
             optimize_graph=not args.no_optimize,
         )
-    except (ExportRefused, FileNotFoundError, ValueError) as exc:
+    except ExportRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for rel in (ONNX_FP32_FILE, ONNX_INT8_FILE):
         if rel in report:
             r = report[rel]

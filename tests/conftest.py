@@ -33,6 +33,7 @@ TINY_TRAIN_FLAGS = [
     "--save-total-limit", "1",
     "--disable-tqdm", "true",
     "--seed", "0",
+    "--calibration-min-examples", "1",  # the fixture's validation split has only 8 texts
 ]
 
 

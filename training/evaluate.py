@@ -166,7 +166,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             train_info = json.loads(metrics_file.read_text("utf-8")).get("train", {})
         model_info = {"model_dir": str(args.model_dir), "backend": clf.backend.name,
                       "backbone": train_info.get("backbone"), "offline_standin": train_info.get("offline_standin"),
-                      "thresholds": clf.thresholds, "threshold_override": args.threshold}
+                      "thresholds": clf.thresholds, "threshold_override": args.threshold,
+                      "calibrated": bool(train_info.get("calibration"))}
     baseline_metrics = None
     if args.baseline or args.baseline_only:
         splits = load_splits(args.data_dir, taxonomy)
@@ -248,9 +249,14 @@ def render_report(result: dict[str, Any], labels: Sequence[str], plot_files: dic
               "## Precision-recall curves", "", f"![PR curves]({plot_files['pr_curves'].name})", ""]
     if "calibration" in primary:
         c = primary["calibration"]
+        how = ""
+        if model:
+            how = (" The model's scores were calibrated after training (per-label Platt scaling on the validation "
+                   "split, folded into the output layer)." if model.get("calibrated")
+                   else " The model's scores are raw sigmoid outputs (not calibrated after training).")
         lines += ["## Calibration", "",
                   f"Expected calibration error, all labels pooled: {c['overall_ece']:.4f}; mean over labels: "
-                  f"{c['macro_ece']:.4f} (per label in the table above).", "",
+                  f"{c['macro_ece']:.4f} (per label in the table above).{how}", "",
                   f"![reliability]({plot_files['reliability'].name})", ""]
     lines += ["## Breakdown by `jenis_teks`", "", breakdown_table(primary["by_jenis_teks"]), "",
               "## Breakdown by `aktor_asn`", "", breakdown_table(primary["by_aktor_asn"]), ""]

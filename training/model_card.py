@@ -23,6 +23,19 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _calibration_note(calibration: dict[str, Any] | None, test: dict[str, Any]) -> str:
+    ece = test.get("calibration", {}).get("overall_ece")
+    ece_text = f"; expected calibration error on the evaluated split {ece:.3f}" if ece is not None else ""
+    if not calibration:
+        return f"raw sigmoid outputs, not calibrated{ece_text}."
+    return (
+        "calibrated per label with Platt scaling fitted on the validation split and folded into the "
+        f"output layer (validation log loss {calibration['validation_log_loss_before']:.3f} -> "
+        f"{calibration['validation_log_loss_after']:.3f}){ece_text}. PyTorch, ONNX and a plain "
+        "`transformers.pipeline` all return the calibrated scores."
+    )
+
+
 def render_model_card(
     *,
     taxonomy: Taxonomy,
@@ -80,6 +93,7 @@ def render_model_card(
             f" with per-label pos_weight (capped at {run['pos_weight_cap']})"
             if run.get("use_pos_weight") else ""
         ),
+        "calibration_note": _calibration_note(run.get("calibration"), test),
         "max_length": run.get("max_length", "?"),
         "stride": run.get("stride", "?"),
         "trained_at": run.get("finished_at", "?"),
@@ -91,6 +105,10 @@ def render_model_card(
         "test_headline": headline,
         "per_label_table": "\n".join(rows),
         "threshold_floor": thresholds.get("floor", "?"),
+        "threshold_calibration_note": (
+            " on the raw scores, then mapped through the calibration, which changes no decision"
+            if thresholds.get("calibrated") else ""
+        ),
         "min_positives": thresholds.get("min_positives", "?"),
         "label_table": "\n".join(label_rows),
         "model_dir_hint": run.get("model_dir_hint", "models/my-model"),

@@ -106,7 +106,7 @@ def markdown(result: dict[str, Any], epoch_tokens: int | None) -> str:
     if epoch_tokens:
         lines += ["", f"One epoch of the bundled training split is about {epoch_tokens:,} tokens (truncated at "
                       f"{result['seq_len']}): {epoch_tokens / result['tokens_per_s'] / 60:.1f} min on this CPU; "
-                      + "; ".join(f"{gpu.split(' (')[0]} about {epoch_tokens / e['tokens_per_s']:.1f} s"
+                      + "; ".join(f"{gpu.split(' (')[0]} about {epoch_tokens / e['tokens_per_s']:.2g} s"
                                   for gpu, e in result["gpu_estimates"].items()) + " (estimates).",
                   "", "GPU rows assume 35 % of the datasheet peak; small models and short sequences rarely reach "
                       "it (kernel-launch and data-loading overheads dominate), so read them as upper bounds. "

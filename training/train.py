@@ -78,6 +78,10 @@ class ClassifierArguments:
     threshold_floor: float = field(default=0.2, metadata={"help": "Lowest threshold the tuner may choose."})
     threshold_min_positives: int = field(
         default=5, metadata={"help": "Labels with fewer validation positives keep 0.5."})
+    calibrate: bool = field(default=True, metadata={
+        "help": "Fit per-label Platt scaling on the validation split and fold it into the output layer."})
+    calibration_min_examples: int = field(default=5, metadata={
+        "help": "Labels with fewer validation positives or negatives keep raw scores."})
     early_stopping_patience: int = field(default=2, metadata={"help": "Epochs without macro-F1 gain before stopping."})
     keep_checkpoints: bool = field(default=False, metadata={"help": "Keep checkpoint-* folders after success."})
     model_name: str | None = field(default=None, metadata={"help": "Name shown in the model card."})
@@ -326,6 +330,10 @@ def _evaluate_split(clf: Any, records: list[dict[str, Any]], taxonomy: Taxonomy,
     t = np.array([thresholds[n] for n in taxonomy.names])
     metrics = classification_metrics(y, (probs >= t).astype(int), taxonomy.names)
     metrics["num_examples"] = len(records)
+    from training.metric_suite import calibration
+
+    calib = calibration(y, probs, taxonomy.names)
+    metrics["calibration"] = {k: calib[k] for k in ("overall_ece", "macro_ece")}
     return metrics, probs
 
 
@@ -407,6 +415,12 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     model.config.inference_stride = model_args.stride
     model.config.backbone = backbone.requested
     model.config.offline_standin = backbone.offline_standin
+    stale_onnx = out / "onnx"
+    if trainer.is_world_process_zero() and stale_onnx.is_dir():
+        # An ONNX export of the previous weights would be picked by backend="auto" and score
+        # with the old model; the user re-exports after training.
+        shutil.rmtree(stale_onnx)
+        print(f"removed the stale ONNX export {stale_onnx} (re-run python -m inference.export)", flush=True)
     trainer.save_model(str(out))
     if not trainer.is_world_process_zero():
         return {}
@@ -418,10 +432,23 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     clf = Classifier.from_model(eval_model, tokenizer, taxonomy, max_length=model_args.max_length,
                                 stride=model_args.stride, device=device)
     batch = training_args.per_device_eval_batch_size
-    val_probs = clf.predict_proba([r["text"] for r in val_records], batch_size=batch)
-    tuned = tune_thresholds(y_val, val_probs, taxonomy.names, floor=cls_args.threshold_floor,
+    val_logits = clf.predict_logits([r["text"] for r in val_records], batch_size=batch)
+    # Thresholds are tuned on the raw scores; calibration then maps scores and thresholds through
+    # the same increasing function, so it changes what a score means but never a decision.
+    tuned = tune_thresholds(y_val, _sigmoid(val_logits), taxonomy.names, floor=cls_args.threshold_floor,
                             min_positives=cls_args.threshold_min_positives)
     tuned["taxonomy_version"] = taxonomy.version
+    calibration = None
+    if cls_args.calibrate:
+        from training.calibration import calibrate_thresholds, calibration_record, fit_platt, fold_into_head
+
+        scale, bias = fit_platt(val_logits, y_val, cls_args.calibration_min_examples)
+        fold_into_head(eval_model, scale, bias)
+        eval_model.save_pretrained(str(out))  # the calibrated head replaces the trained one
+        tuned = calibrate_thresholds(tuned, scale, bias, taxonomy.names)
+        calibration = calibration_record(val_logits, y_val, scale, bias, taxonomy.names)
+        print(f"calibrated the scores (Platt, validation): log loss {calibration['validation_log_loss_before']:.3f}"
+              f" -> {calibration['validation_log_loss_after']:.3f}", flush=True)
     thresholds = tuned["thresholds"]
     val_metrics, _ = _evaluate_split(clf, val_records, taxonomy, thresholds, batch)
     test_metrics, _ = _evaluate_split(clf, test_records, taxonomy, thresholds, batch) if test_records else ({}, None)
@@ -433,6 +460,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "offline_standin": backbone.offline_standin,
         "use_pos_weight": cls_args.use_pos_weight,
         "pos_weight_cap": cls_args.pos_weight_cap,
+        "calibration": calibration,
         "pos_weight": None if pos_weight is None else dict(zip(taxonomy.names, pos_weight.tolist(), strict=True)),
         "max_length": model_args.max_length,
         "stride": model_args.stride,

@@ -107,6 +107,7 @@ def test_export_needs_check_texts(model_copy: Path, tmp_path: Path) -> None:
     (model_copy / "training_args.json").write_text(json.dumps(args), "utf-8")
     with pytest.raises(FileNotFoundError, match="--check-data"):
         export_model(model_copy)
+    assert main(["--model-dir", str(model_copy)]) == 2, "bad input is exit 2, a drift refusal is exit 1"
 
 
 def test_cli_can_pick_the_fp32_onnx_file(exported: Path, tmp_path: Path) -> None:
