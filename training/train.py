@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import shutil
 import sys
 import time
@@ -63,9 +64,10 @@ class DataArguments:
     data_dir: str = field(default=str(DEFAULT_DATA_DIR),
                           metadata={"help": "Folder with train/validation/test .jsonl files."})
     taxonomy: str | None = field(default=None, metadata={"help": "taxonomy.yaml (default: data/taxonomy.yaml)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
-    max_eval_samples: int | None = field(default=None,
-                                         metadata={"help": "Use only the first N validation/test examples."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use a seeded random sample of N training examples (quick runs)."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use a seeded random sample of N validation and N test examples."})
 
 
 @dataclass
@@ -319,8 +321,16 @@ def _load_backbone(backbone: Backbone, taxonomy: Taxonomy) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-def _subset(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    return records if limit is None else records[:limit]
+def subset_records(records: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+    """At most ``limit`` records, drawn at random (seeded) and kept in file order.
+
+    The dataset files are grouped by writing batch and kind, so their first N lines are not a
+    sample: a quick run on them would see almost no positives of some labels.
+    """
+    if limit is None or limit >= len(records):
+        return records
+    keep = sorted(random.Random(seed).sample(range(len(records)), max(0, limit)))
+    return [records[i] for i in keep]
 
 
 def _evaluate_split(clf: Any, records: list[dict[str, Any]], taxonomy: Taxonomy,
@@ -351,9 +361,9 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     set_seed(training_args.seed)
     taxonomy = load_taxonomy(data_args.taxonomy)
     splits = load_splits(data_args.data_dir, taxonomy)
-    train_records = _subset(splits["train"], data_args.max_train_samples)
-    val_records = _subset(splits["validation"], data_args.max_eval_samples)
-    test_records = _subset(splits["test"], data_args.max_eval_samples)
+    train_records = subset_records(splits["train"], data_args.max_train_samples, training_args.seed)
+    val_records = subset_records(splits["validation"], data_args.max_eval_samples, training_args.seed)
+    test_records = subset_records(splits["test"], data_args.max_eval_samples, training_args.seed)
     try:
         backbone = resolve_backbone(model_args.model_name_or_path, model_args.hub_probe_timeout)
     except BackboneUnavailableError as exc:

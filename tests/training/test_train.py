@@ -205,3 +205,15 @@ def test_epoch_metrics_are_computed_on_texts_in_dataset_order(tiny_backbone: Pat
     assert recomputed["micro_f1"] > 0.3, "the check is only meaningful when the model fires"
     assert last_eval["eval_macro_f1"] == pytest.approx(recomputed["macro_f1"], abs=1e-6)
     assert last_eval["eval_micro_f1"] == pytest.approx(recomputed["micro_f1"], abs=1e-6)
+
+
+def test_sample_limits_draw_across_the_file_not_its_head() -> None:
+    from training.train import subset_records
+
+    records = [{"id": i, "labels": ["a"] if i >= 500 else []} for i in range(1000)]  # a file grouped by kind
+    sample = subset_records(records, 100, seed=42)
+    ids = [r["id"] for r in sample]
+    assert len(ids) == 100 == len(set(ids)) and ids == sorted(ids)
+    assert 30 < sum(bool(r["labels"]) for r in sample) < 70, "both halves of the file must be sampled"
+    assert subset_records(records, 100, seed=42) == sample  # reproducible
+    assert subset_records(records, None, seed=1) is records and subset_records(records, 5000, seed=1) is records
