@@ -23,9 +23,9 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _calibration_note(calibration: dict[str, Any] | None, test: dict[str, Any]) -> str:
+def _calibration_note(calibration: dict[str, Any] | None, test: dict[str, Any], split_name: str) -> str:
     ece = test.get("calibration", {}).get("overall_ece")
-    ece_text = f"; expected calibration error on the evaluated split {ece:.3f}" if ece is not None else ""
+    ece_text = f"; expected calibration error on the {split_name} split {ece:.3f}" if ece is not None else ""
     if not calibration:
         return f"raw sigmoid outputs, not calibrated{ece_text}."
     return (
@@ -93,7 +93,7 @@ def render_model_card(
             f" with per-label pos_weight (capped at {run['pos_weight_cap']})"
             if run.get("use_pos_weight") else ""
         ),
-        "calibration_note": _calibration_note(run.get("calibration"), test),
+        "calibration_note": _calibration_note(run.get("calibration"), test, split_name),
         "max_length": run.get("max_length", "?"),
         "stride": run.get("stride", "?"),
         "trained_at": run.get("finished_at", "?"),
