@@ -100,7 +100,7 @@ def _rss_peak_mb() -> float:
 
 def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threads: int | None) -> dict[str, Any]:
     """Measure one configuration in this process (called in a fresh subprocess)."""
-    from inference.classifier import Classifier
+    from inference.classifier import Classifier, sigmoid
     from inference.text import normalize_text
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
@@ -127,7 +127,7 @@ def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threa
         logits = clf.backend.logits(inputs)
         latencies.append(time.perf_counter() - t0)
         rows = np.array([w.text_index for w in batch])
-        np.maximum.at(probs, rows, 1 / (1 + np.exp(-logits)))
+        np.maximum.at(probs, rows, sigmoid(logits))
     total = time.perf_counter() - start
     thresholds = np.array([clf.thresholds[n] for n in clf.labels])
     labels = (probs >= thresholds).astype(int).tolist()

@@ -74,8 +74,10 @@ class Prediction:
         }
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float32)
+def sigmoid(x: Any) -> Any:
+    """The logistic function in its overflow-free tanh form, keeping the input's dtype
+    (float32 logits give float32 scores)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _module_available(name: str) -> bool:
@@ -332,7 +334,7 @@ class Classifier:
         self, raw: Sequence[Any], offset: int, batch_size: int, thresholds: np.ndarray
     ) -> list[Prediction]:
         logits, n_windows = self._chunk_logits(raw, offset, batch_size)
-        probs = _sigmoid(logits)
+        probs = sigmoid(logits)
         out: list[Prediction] = []
         for p, n in zip(probs, n_windows, strict=True):
             if n == 0:
@@ -344,14 +346,27 @@ class Classifier:
                                   None, int(n), self.taxonomy.negative_label))
         return out
 
+    @staticmethod
+    def _chunks(texts: Iterable[Any], batch_size: int, chunk_size: int | None,
+                caller: str) -> Iterator[tuple[int, list[Any]]]:
+        """Check the arguments, then yield ``(offset, chunk)`` of ``chunk_size`` texts (default
+        ``32 * batch_size``, at least 256) so that memory stays bounded."""
+        if isinstance(texts, str):
+            raise ValueError(f"{caller} expects an iterable of strings, got a single string")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        size = chunk_size or max(32 * batch_size, 256)
+        iterator = iter(texts)
+        offset = 0
+        while chunk := list(itertools.islice(iterator, size)):
+            yield offset, chunk
+            offset += len(chunk)
+
     def predict_logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Raw max-over-windows logits of shape ``(len(texts), num_labels)``, before the sigmoid
         (``-inf`` for empty texts). ``predict`` scores are ``sigmoid(logits)``."""
-        if isinstance(texts, str):
-            raise ValueError("predict_logits expects a list of strings, got a single string")
-        texts = list(texts)
-        size = max(32 * batch_size, 256)
-        parts = [self._chunk_logits(texts[i:i + size], i, batch_size)[0] for i in range(0, len(texts), size)]
+        parts = [self._chunk_logits(chunk, offset, batch_size)[0]
+                 for offset, chunk in self._chunks(texts, batch_size, None, "predict_logits")]
         return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def predict_iter(
@@ -367,24 +382,17 @@ class Classifier:
         The iterable is consumed ``chunk_size`` texts at a time (default ``32 * batch_size``);
         within a chunk, windows are sorted by length so padding is minimal.
         """
-        if isinstance(texts, str):
-            raise ValueError("predict_iter expects an iterable of strings, got a single string")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chunks = self._chunks(texts, batch_size, chunk_size, "predict_iter")
         thresholds = self._resolve_thresholds(threshold, self._thresholds)
-        size = chunk_size or max(32 * batch_size, 256)
-        iterator = iter(texts)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts) if isinstance(texts, Sequence) else None,
                        unit="text", desc="scoring")
-        offset = 0
         try:
-            while chunk := list(itertools.islice(iterator, size)):
+            for offset, chunk in chunks:
                 yield from self._predict_chunk(chunk, offset, batch_size, thresholds)
-                offset += len(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         finally:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from inference.classifier import sigmoid
+
 #: a fitted scale below this keeps the raw scores: the fit would be noise or invert the ranking
 MIN_SCALE = 0.05
 #: labels with fewer validation positives (or negatives) than this keep the raw scores: two
@@ -110,7 +112,7 @@ def calibrate_thresholds(tuned: dict[str, Any], scale: np.ndarray, bias: np.ndar
     mapped = {}
     for name, a, b in zip(labels, scale, bias, strict=True):
         t = float(raw[name])
-        value = 1.0 / (1.0 + np.exp(-(a * np.log(t / (1.0 - t)) + b)))
+        value = sigmoid(a * np.log(t / (1.0 - t)) + b)
         mapped[name] = float(np.clip(value, 1e-6, 1.0 - 1e-6))  # thresholds must stay inside (0, 1)
     out["thresholds"] = mapped
     out["raw_thresholds"] = raw

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from inference.classifier import sigmoid
 from inference.modeldir import (
     METRICS_FILE,
     THRESHOLDS_FILE,
@@ -174,6 +175,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Any, ...]:
         model_args, data_args, cls_args, training_args = parser.parse_args_into_dataclasses(args=full)
     except ValueError as exc:  # e.g. unknown key in the config file
         raise SystemExit(f"error: {exc}") from exc
+    for flag in ("max_train_samples", "max_eval_samples"):
+        value = getattr(data_args, flag)
+        if value is not None and value < 1:
+            raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1, got {value}")
     if not 0 <= model_args.stride <= model_args.max_length // 2 - 2:
         raise SystemExit(f"error: --stride {model_args.stride} must be between 0 and half of "
                          f"--max-length {model_args.max_length} minus 2")
@@ -199,10 +204,6 @@ def max_over_windows(window_scores: np.ndarray, text_index: np.ndarray, n_texts:
     out = np.full((n_texts, window_scores.shape[1]), -np.inf, dtype=np.float64)
     np.maximum.at(out, text_index, window_scores)
     return out
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def compute_pos_weight(y: np.ndarray, cap: float) -> np.ndarray:
@@ -329,22 +330,21 @@ def subset_records(records: list[dict[str, Any]], limit: int | None, seed: int) 
     """
     if limit is None or limit >= len(records):
         return records
-    keep = sorted(random.Random(seed).sample(range(len(records)), max(0, limit)))
+    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
     return [records[i] for i in keep]
 
 
-def _evaluate_split(clf: Any, records: list[dict[str, Any]], taxonomy: Taxonomy,
-                    thresholds: dict[str, float], batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
-    probs = clf.predict_proba([r["text"] for r in records], batch_size=batch_size)
-    y = label_matrix(records, taxonomy)
-    t = np.array([thresholds[n] for n in taxonomy.names])
-    metrics = classification_metrics(y, (probs >= t).astype(int), taxonomy.names)
-    metrics["num_examples"] = len(records)
+def _split_metrics(y: np.ndarray, probs: np.ndarray, taxonomy: Taxonomy,
+                   thresholds: dict[str, float]) -> dict[str, Any]:
+    """Classification metrics at ``thresholds`` and the calibration error of ``probs``."""
     from training.metric_suite import calibration
 
+    t = np.array([thresholds[n] for n in taxonomy.names])
+    metrics = classification_metrics(y, (probs >= t).astype(int), taxonomy.names)
+    metrics["num_examples"] = len(y)
     calib = calibration(y, probs, taxonomy.names)
     metrics["calibration"] = {k: calib[k] for k in ("overall_ece", "macro_ece")}
-    return metrics, probs
+    return metrics
 
 
 def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> dict[str, Any]:
@@ -393,7 +393,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        text_scores = _sigmoid(max_over_windows(np.asarray(logits), val_index, len(val_records)))
+        text_scores = sigmoid(max_over_windows(np.asarray(logits), val_index, len(val_records)))
         m = classification_metrics(y_val, (text_scores >= 0.5).astype(int), taxonomy.names)
         return {"macro_f1": m["macro_f1"], "micro_f1": m["micro_f1"],
                 "any_violation_f1": m["any_violation_f1"]}
@@ -445,7 +445,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     val_logits = clf.predict_logits([r["text"] for r in val_records], batch_size=batch)
     # Thresholds are tuned on the raw scores; calibration then maps scores and thresholds through
     # the same increasing function, so it changes what a score means but never a decision.
-    tuned = tune_thresholds(y_val, _sigmoid(val_logits), taxonomy.names, floor=cls_args.threshold_floor,
+    val_probs = sigmoid(val_logits)
+    tuned = tune_thresholds(y_val, val_probs, taxonomy.names, floor=cls_args.threshold_floor,
                             min_positives=cls_args.threshold_min_positives)
     tuned["taxonomy_version"] = taxonomy.version
     calibration = None
@@ -456,12 +457,16 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         fold_into_head(eval_model, scale, bias)
         eval_model.save_pretrained(str(out))  # the calibrated head replaces the trained one
         tuned = calibrate_thresholds(tuned, scale, bias, taxonomy.names)
+        val_probs = sigmoid(val_logits * scale + bias)  # what the folded head now outputs
         calibration = calibration_record(val_logits, y_val, scale, bias, taxonomy.names)
         print(f"calibrated the scores (Platt, validation): log loss {calibration['validation_log_loss_before']:.3f}"
               f" -> {calibration['validation_log_loss_after']:.3f}", flush=True)
     thresholds = tuned["thresholds"]
-    val_metrics, _ = _evaluate_split(clf, val_records, taxonomy, thresholds, batch)
-    test_metrics, _ = _evaluate_split(clf, test_records, taxonomy, thresholds, batch) if test_records else ({}, None)
+    val_metrics = _split_metrics(y_val, val_probs, taxonomy, thresholds)
+    test_metrics = _split_metrics(
+        label_matrix(test_records, taxonomy),
+        clf.predict_proba([r["text"] for r in test_records], batch_size=batch), taxonomy, thresholds,
+    ) if test_records else {}
     wall = time.time() - started
     run_info = {
         "model_name": cls_args.model_name or out.name,

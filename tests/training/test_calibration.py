@@ -92,6 +92,10 @@ def test_trained_model_carries_calibrated_scores(trained_model_dir: Path) -> Non
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits.astype(np.float64))), atol=1e-6)
     with pytest.raises(ValueError, match="single string"):
         clf.predict_logits("satu teks")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        clf.predict_logits(TEXTS, batch_size=0)
+    with pytest.raises(ValueError, match=r"texts\[1\] is None"):
+        clf.predict_logits([TEXTS[0], None])  # type: ignore[list-item]
 
 
 def test_calibration_changes_scores_but_no_decision(trained_model_dir: Path, tiny_backbone: Path,

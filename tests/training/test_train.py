@@ -217,3 +217,5 @@ def test_sample_limits_draw_across_the_file_not_its_head() -> None:
     assert 30 < sum(bool(r["labels"]) for r in sample) < 70, "both halves of the file must be sampled"
     assert subset_records(records, 100, seed=42) == sample  # reproducible
     assert subset_records(records, None, seed=1) is records and subset_records(records, 5000, seed=1) is records
+    with pytest.raises(SystemExit, match="--max-eval-samples must be at least 1"):
+        parse_args(["--output-dir", "x", "--max-eval-samples", "0"])
