@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 
 from inference.backends.base import Backend
+from inference.input_prefix import check_input_prefix
 from inference.modeldir import (
     DEFAULT_MAX_LENGTH,
     DEFAULT_STRIDE,
@@ -213,6 +214,7 @@ class Classifier:
         tokenizer = WindowTokenizer.from_dir(
             path, max_length or info.max_length, info.stride if stride is None else stride
         )
+        check_input_prefix(tokenizer.tokenizer, info.config, str(path / "config.json"))
         if max_batch_tokens == "auto":
             max_batch_tokens = None if runner.device != "cpu" else CPU_MAX_BATCH_TOKENS
         clf = cls(runner, tokenizer, info.taxonomy, info.thresholds, info=info,

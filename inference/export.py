@@ -98,13 +98,12 @@ def export_fp32(model_dir: Path, target: Path, opset: int = DEFAULT_OPSET) -> li
     import warnings
 
     import torch
-    from transformers import AutoModelForSequenceClassification
 
     from inference.backends.base import MODEL_INPUTS
+    from inference.mean_pooling import load_sequence_classifier
 
     # Eager attention traces to plain MatMul/Softmax that the ORT optimizer fuses reliably.
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_dir), use_safetensors=True, attn_implementation="eager").eval()
+    model = load_sequence_classifier(str(model_dir), attn_implementation="eager").eval()
     import inspect
 
     params = inspect.signature(model.forward).parameters

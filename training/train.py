@@ -37,8 +37,14 @@ from inference.modeldir import (
 from inference.taxonomy import REPO_TAXONOMY_PATH, TAXONOMY_FILENAME, Taxonomy, load_taxonomy
 from inference.text import normalize_text
 from inference.windows import WindowTokenizer
-from training.backbone import Backbone, BackboneUnavailableError, resolve_backbone
+from training.backbone import BackboneUnavailableError, resolve_backbone
 from training.data import DEFAULT_DATA_DIR, dataset_stats, label_matrix, load_splits
+from training.model_setup import (
+    freeze_word_embeddings,
+    load_model_and_tokenizer,
+    resolve_pooling,
+    save_tokenizer,
+)
 
 TRAINING_ARGS_FILE = "training_args.json"
 
@@ -49,8 +55,17 @@ class ModelArguments:
 
     model_name_or_path: str = field(
         default="indobenchmark/indobert-base-p1",
-        metadata={"help": "Hub id, local directory, or the preset 'offline-minilm'."},
+        metadata={"help": "Hub id, local directory, or a preset: 'offline-me5-small', 'offline-minilm'."},
     )
+    pooling: str = field(default="auto", metadata={
+        "help": "How the head summarises a window: 'mean' of the tokens, the 'cls' pooler, or 'auto' "
+                "(the way the backbone was pretrained: mean for e5 and MiniLM, cls for IndoBERT)."})
+    input_prefix: str = field(default="", metadata={
+        "help": "Text put before every window, e.g. 'query: ' for e5; stored in tokenizer.json."})
+    freeze_word_embeddings: bool = field(default=False, metadata={
+        "help": "Keep the word-embedding matrix fixed (most of a multilingual model's parameters)."})
+    train_on_all_windows: bool = field(default=False, metadata={
+        "help": "Train on every window of long texts (each with its text's labels), not only the first."})
     max_length: int = field(default=256, metadata={"help": "Tokens per window (and per training text)."})
     stride: int = field(default=64, metadata={"help": "Overlap in tokens between windows of long texts."})
     hub_probe_timeout: float = field(
@@ -81,6 +96,8 @@ class ClassifierArguments:
     threshold_floor: float = field(default=0.2, metadata={"help": "Lowest threshold the tuner may choose."})
     threshold_min_positives: int = field(
         default=5, metadata={"help": "Labels with fewer validation positives keep 0.5."})
+    linear_probe_init: bool = field(default=False, metadata={
+        "help": "LP-FT: fit the head as a linear probe on frozen features before fine-tuning."})
     calibrate: bool = field(default=True, metadata={
         "help": "Fit per-label Platt scaling on the validation split and fold it into the output layer."})
     calibration_min_examples: int = field(default=5, metadata={
@@ -303,25 +320,6 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- main
-def _load_backbone(backbone: Backbone, taxonomy: Taxonomy) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(backbone.path, local_files_only=backbone.local_files_only)
-    if not getattr(tokenizer, "is_fast", False):
-        raise SystemExit(f"error: {backbone.requested} has no fast tokenizer (tokenizer.json); "
-                         "this project needs one for windowing and ONNX inference.")
-    model = AutoModelForSequenceClassification.from_pretrained(
-        backbone.path,
-        local_files_only=backbone.local_files_only,
-        num_labels=len(taxonomy),
-        problem_type="multi_label_classification",
-        id2label=taxonomy.id2label,
-        label2id=taxonomy.label2id,
-        trust_remote_code=False,
-    )
-    return tokenizer, model
-
-
 def subset_records(records: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
     """At most ``limit`` records, drawn at random (seeded) and kept in file order.
 
@@ -368,7 +366,9 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         backbone = resolve_backbone(model_args.model_name_or_path, model_args.hub_probe_timeout)
     except BackboneUnavailableError as exc:
         raise SystemExit(f"error: {exc}") from exc
-    tokenizer, model = _load_backbone(backbone, taxonomy)
+    pooling = resolve_pooling(model_args.pooling, backbone)
+    tokenizer, model = load_model_and_tokenizer(backbone, taxonomy, pooling, model_args.input_prefix)
+    frozen = freeze_word_embeddings(model) if model_args.freeze_word_embeddings else 0
     window_tok = WindowTokenizer(tokenizer.backend_tokenizer.__class__.from_str(
         tokenizer.backend_tokenizer.to_str()), model_args.max_length, model_args.stride)
     if tokenizer.pad_token_id is not None:
@@ -378,8 +378,12 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     lengths = window_tok.count_tokens(train_texts)
     truncated_share = float(np.mean([n > model_args.max_length for n in lengths]))
     y_train = label_matrix(train_records, taxonomy).astype(np.float32)
-    encoded = tokenizer(train_texts, truncation=True, max_length=model_args.max_length)
-    train_ds = Dataset.from_dict({**{k: encoded[k] for k in encoded}, "labels": y_train.tolist()})
+    if model_args.train_on_all_windows:
+        train_rows, _ = _windowed_rows(train_texts, y_train, window_tok)
+        train_ds = Dataset.from_dict(train_rows)
+    else:
+        encoded = tokenizer(train_texts, truncation=True, max_length=model_args.max_length)
+        train_ds = Dataset.from_dict({**{k: encoded[k] for k in encoded}, "labels": y_train.tolist()})
     val_texts = [normalize_text(r["text"]) for r in val_records]
     y_val = label_matrix(val_records, taxonomy)
     val_rows, val_index = _windowed_rows(val_texts, y_val, window_tok)
@@ -388,8 +392,17 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     if is_main:
         print(f"backbone: {backbone.requested} ({backbone.note}); train {len(train_records)}, "
               f"validation {len(val_records)} ({len(val_index)} windows), test {len(test_records)}; "
-              f"{truncated_share:.1%} of training texts exceed {model_args.max_length} tokens "
-              "(training uses their first window; evaluation scores every window)", flush=True)
+              f"{truncated_share:.1%} of training texts exceed {model_args.max_length} tokens (training uses "
+              f"{'every window' if model_args.train_on_all_windows else 'their first window'}: {len(train_ds)} "
+              f"rows; evaluation scores every window); pooling {pooling}, input prefix "
+              f"{model_args.input_prefix!r}, {frozen:,} word-embedding parameters frozen", flush=True)
+    probe_record = None
+    if cls_args.linear_probe_init:
+        from training.linear_probe import linear_probe_init
+
+        test_part = ([r["text"] for r in test_records], label_matrix(test_records, taxonomy)) if test_records else None
+        probe_record = linear_probe_init(model, window_tok, (train_texts, y_train), (val_texts, y_val), test_part,
+                                         taxonomy.names, training_args.seed, verbose=is_main)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
@@ -435,7 +448,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     if not trainer.is_world_process_zero():
         return {}
 
-    tokenizer.save_pretrained(str(out))
+    save_tokenizer(tokenizer, out, model_args.input_prefix)
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_args.json replaces it
     eval_model = trainer.model
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -473,6 +486,12 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "backbone": backbone.requested,
         "backbone_note": backbone.note,
         "offline_standin": backbone.offline_standin,
+        "pooling": pooling,
+        "input_prefix": model_args.input_prefix,
+        "frozen_word_embedding_parameters": frozen,
+        "train_on_all_windows": model_args.train_on_all_windows,
+        "train_rows": len(train_ds),
+        "linear_probe": probe_record,
         "use_pos_weight": cls_args.use_pos_weight,
         "pos_weight_cap": cls_args.pos_weight_cap,
         "calibration": calibration,

@@ -43,13 +43,12 @@ class TorchBackend:
         cls, model_dir: str | Path, device: str = "cpu", num_threads: int | None = None
     ) -> TorchBackend:
         """Load safetensors weights from a model directory (pickle files are refused)."""
-        from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
 
+        from inference.mean_pooling import load_sequence_classifier
+
         hf_logging.disable_progress_bar()
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), use_safetensors=True, trust_remote_code=False
-        )
+        model = load_sequence_classifier(str(model_dir))
         return cls(model, device=device, num_threads=num_threads)
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
