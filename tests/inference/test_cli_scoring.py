@@ -146,53 +146,98 @@ def big_csv(path: Path, n: int) -> Path:
     return write_csv(path, rows)
 
 
-def run_cli(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([PY, "-m", "inference", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=python_env())
+GATED_CLI = Path(__file__).resolve().parents[1] / "helpers" / "gated_cli.py"
+#: safety net only: how long a gated run may take to reach its gate before the test gives up
+GATE_WAIT_LIMIT_S = 600.0
+
+
+def start_gated_cli(args: list[str], marker: Path, after_chunks: int) -> subprocess.Popen[str]:
+    """The real CLI in a subprocess that saves ``after_chunks`` chunks, creates ``marker`` and
+    then waits for a signal (see tests/helpers/gated_cli.py)."""
+    env = python_env(GATED_CLI_MARKER=str(marker), GATED_CLI_AFTER_CHUNKS=str(after_chunks))
+    return subprocess.Popen([PY, str(GATED_CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def wait_for_gate(proc: subprocess.Popen[str], marker: Path) -> None:
+    """Block until the gated run reaches its gate; fail clearly if it exits or never gets there."""
+    deadline = time.monotonic() + GATE_WAIT_LIMIT_S
+    while not marker.exists():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"the CLI exited with code {proc.returncode} before reaching its gate:\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"the CLI did not reach its gate within {GATE_WAIT_LIMIT_S:.0f} s (safety net, not a "
+                        f"timing check):\n{err[-3000:]}")
+        time.sleep(0.05)
+
+
+def part_names(parts: Path) -> list[str]:
+    return sorted(p.name for p in parts.glob("part-*"))
 
 
 @pytest.mark.parametrize("out_ext", ["csv", "parquet"])
 def test_resume_after_a_killed_run_equals_an_uninterrupted_run(tmp_path: Path, trained_model_dir: Path,
-                                                                out_ext: str) -> None:
-    src = big_csv(tmp_path / "big.csv", 3000)
-    common = ["--model-dir", str(trained_model_dir), "--input", str(src), "--chunk-size", "50",
+                                                                out_ext: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import inference.cli as cli
+
+    rows, chunk, killed_after = 120, 20, 3  # 6 chunks; the run is killed while chunk 4 is due
+    src = big_csv(tmp_path / "big.csv", rows)
+    common = ["--model-dir", str(trained_model_dir), "--input", str(src), "--chunk-size", str(chunk),
               "--batch-size", "8", "--backend", "torch", "--no-progress"]
     reference = tmp_path / f"reference.{out_ext}"
     assert main([*common, "--output", str(reference)]) == 0
 
     out = tmp_path / f"resumed.{out_ext}"
     parts = tmp_path / f"resumed.{out_ext}.parts"
-    proc = run_cli([*common, "--output", str(out)])
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(parts.glob("part-*"))) < 5 and proc.poll() is None:
-        time.sleep(0.02)
+    marker = tmp_path / "gate"
+    proc = start_gated_cli([*common, "--output", str(out)], marker, after_chunks=killed_after)
+    wait_for_gate(proc, marker)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(parts.glob("part-*")))
-    assert 0 < done_before < 60, "the run must be killed midway"
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert part_names(parts) == [f"part-{i:06d}" for i in range(killed_after)], \
+        "exactly the chunks completed before the kill must be on disk"
     assert not out.exists(), "no output file may appear before the run completes"
 
-    resumed = run_cli([*common, "--output", str(out), "--resume"])
-    _, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
+    scored_chunks = []
+    real_score_rows = cli.score_rows
+
+    def counting_score_rows(chunk_rows: list[dict], *args: object, **kwargs: object) -> list[dict]:
+        scored_chunks.append(chunk_rows[0]["id"])
+        return real_score_rows(chunk_rows, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "score_rows", counting_score_rows)
+    assert main([*common, "--output", str(out), "--resume"]) == 0
+    assert scored_chunks == [str(i * chunk) for i in range(killed_after, rows // chunk)], \
+        "the resumed run must score only the chunks the killed run had not completed"
     assert read_output(out) == read_output(reference)
     assert not parts.exists()
 
 
 def test_sigint_keeps_completed_chunks_and_exits_130(tmp_path: Path, trained_model_dir: Path) -> None:
-    src = big_csv(tmp_path / "big.csv", 3000)
+    rows, chunk, interrupted_after = 60, 10, 2
+    src = big_csv(tmp_path / "big.csv", rows)
     out = tmp_path / "o.jsonl"
-    proc = run_cli(["--model-dir", str(trained_model_dir), "--input", str(src), "--output", str(out),
-                    "--chunk-size", "50", "--backend", "torch", "--no-progress"])
     parts = tmp_path / "o.jsonl.parts"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(parts.glob("part-*"))) < 2 and proc.poll() is None:
-        time.sleep(0.02)
+    marker = tmp_path / "gate"
+    proc = start_gated_cli(["--model-dir", str(trained_model_dir), "--input", str(src), "--output", str(out),
+                            "--chunk-size", str(chunk), "--backend", "torch", "--no-progress"],
+                           marker, after_chunks=interrupted_after)
+    wait_for_gate(proc, marker)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "rerun with --resume" in err
-    assert len(list(parts.glob("part-*"))) >= 2 and not out.exists()
+    assert part_names(parts) == [f"part-{i:06d}" for i in range(interrupted_after)], \
+        "exactly the chunks completed before the interrupt must be kept"
+    assert not out.exists(), "an interrupted run must not write the output file"
+    kept = [json.loads(line) for name in part_names(parts) for line in (parts / name).read_text("utf-8").splitlines()]
+    assert [r["id"] for r in kept] == [str(i) for i in range(interrupted_after * chunk)]
+    assert all(r["error"] is None and isinstance(r["labels"], list) for r in kept), "kept chunks must be scored"
 
 
 def test_resume_refuses_when_the_input_changed(tmp_path: Path, trained_model_dir: Path,
