@@ -14,12 +14,11 @@ fails in seconds with the ways out, instead of after a minute of retries.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+
+from inference.hub import hub_reachable  # the TCP probe, shared with loading models by repo id
 
 OFFLINE_PRESETS = {"offline-me5-small", "offline-minilm"}
 
@@ -50,29 +49,6 @@ def _ways_out(name: str, tried: str) -> str:
         "--model-name-or-path offline-me5-small (multilingual-e5-small, reads Indonesian) or "
         "offline-minilm (an English MiniLM, for pipeline checks only)."
     )
-
-
-def hub_reachable(timeout: float = 5.0) -> bool:
-    """True when a TCP connection to the Hub endpoint succeeds within ``timeout`` seconds.
-
-    DNS resolution has no timeout of its own, so the probe runs in a worker thread.
-    """
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    host = parsed.hostname or "huggingface.co"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-
-    def connect() -> bool:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(connect).result(timeout=timeout + 1)
-    except (OSError, concurrent.futures.TimeoutError):
-        return False
-    finally:
-        pool.shutdown(wait=False)
 
 
 def _cached(repo_id: str) -> bool:
