@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+import socket
 import subprocess
-import time
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,36 +125,137 @@ def test_resume_from_checkpoint_continues_the_step_count(tiny_backbone: Path, tm
     assert steps == [3, 6, 9, 12], "the resumed run must continue from step 6, not restart"
 
 
-def test_offline_hub_failure_is_fast_and_explains_the_ways_out(tmp_path: Path) -> None:
-    env = python_env(HF_ENDPOINT="https://huggingface.invalid", HF_HUB_CACHE=str(tmp_path / "cache"))
-    env.pop("HF_HUB_OFFLINE", None)
-    start = time.time()
-    result = subprocess.run(
-        [PY, "-m", "training.train", "--model-name-or-path", "indobenchmark/indobert-base-p1",
-         "--output-dir", str(tmp_path / "o"), "--data-dir", str(MINI_DATA)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
-    elapsed = time.time() - start
-    assert result.returncode != 0
-    assert elapsed < 15, f"took {elapsed:.1f} s"
-    err = result.stderr
-    assert "indobenchmark/indobert-base-p1" in err and "unreachable" in err
-    assert "HF_HUB_OFFLINE=1" in err and "offline-minilm" in err and "local directory" in err
+class NetworkRecorder:
+    """Replaces the socket layer for one test: records every DNS lookup and connection attempt
+    and fails it at once, as on a machine without internet. ``block_probe`` makes the Hub probe
+    hang instead (as an unanswered DNS lookup does) until the test ends."""
+
+    def __init__(self) -> None:
+        self.probes: list[tuple[tuple[str, int], float | None]] = []
+        self.lookups: list[str] = []
+        self.connects: list[object] = []
+        self.block_probe = False
+        self.release = threading.Event()
+
+    def create_connection(self, address: tuple[str, int], timeout: float | None = None,
+                          *args: object, **kwargs: object) -> socket.socket:
+        self.probes.append((address, timeout))
+        if self.block_probe:
+            self.release.wait(600)
+        raise ConnectionRefusedError(f"no network in this test: {address}")
+
+    def getaddrinfo(self, host: str, *args: object, **kwargs: object) -> list:
+        self.lookups.append(host)
+        raise socket.gaierror(f"no network in this test: {host}")
+
+    def connect(self, sock: socket.socket, address: object) -> None:
+        self.connects.append(address)
+        raise ConnectionRefusedError(f"no network in this test: {address}")
 
 
-def test_hf_hub_offline_without_cache_fails_immediately(tmp_path: Path) -> None:
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[NetworkRecorder]:
+    """No internet, no Hub token, default endpoint and an empty Hugging Face cache."""
+    import huggingface_hub.constants
+
+    recorder = NetworkRecorder()
+    monkeypatch.setattr(socket, "create_connection", recorder.create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", recorder.getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", recorder.connect)
+    for name in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    yield recorder
+    recorder.release.set()
+
+
+def assert_lists_the_ways_out(message: str) -> None:
+    for way in ("local directory", "HF_HUB_OFFLINE=1", "offline-me5-small", "offline-minilm"):
+        assert way in message, f"the error must name the way out {way!r}:\n{message}"
+
+
+def test_unreachable_hub_is_probed_once_with_the_configured_timeout(no_network: NetworkRecorder,
+                                                                    tmp_path: Path) -> None:
+    """Failing fast offline, by behaviour: one connection attempt to the Hub with
+    --hub-probe-timeout, no retries, no download, and an error that names the ways out."""
+    with pytest.raises(SystemExit) as raised:
+        main(["--model-name-or-path", "indobenchmark/indobert-base-p1", "--output-dir", str(tmp_path / "o"),
+              "--data-dir", str(MINI_DATA), "--hub-probe-timeout", "2.5"])
+    message = str(raised.value.code)
+    assert no_network.probes == [(("huggingface.co", 443), 2.5)], "exactly one probe with the configured timeout"
+    assert no_network.lookups == [] and no_network.connects == [], \
+        "nothing may try the network after the failed probe (no download, no retry)"
+    assert message.startswith("error: Cannot load the backbone 'indobenchmark/indobert-base-p1'")
+    assert "https://huggingface.co is unreachable" in message and "not in the local Hugging Face cache" in message
+    assert_lists_the_ways_out(message)
+    assert not (tmp_path / "o").exists(), "a failed start must not create the output directory"
+
+
+def test_a_hanging_probe_is_ended_by_its_timeout(no_network: NetworkRecorder) -> None:
+    """A lookup that never answers (the probe blocks) still ends in the error, via the probe timeout."""
     from training.backbone import BackboneUnavailableError, resolve_backbone
 
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        start = time.time()
-        with pytest.raises(BackboneUnavailableError, match="HF_HUB_OFFLINE is set"):
-            resolve_backbone("someone/not-cached-model-xyz")
-        assert time.time() - start < 5
-    finally:
-        del os.environ["HF_HUB_OFFLINE"]
+    no_network.block_probe = True
+    with pytest.raises(BackboneUnavailableError, match="unreachable") as raised:
+        resolve_backbone("indobenchmark/indobert-base-p1", probe_timeout=0.2)
+    assert len(no_network.probes) == 1 and no_network.probes[0][1] == 0.2
+    assert_lists_the_ways_out(str(raised.value))
+
+
+def test_unreachable_hub_falls_back_to_a_warm_cache(no_network: NetworkRecorder) -> None:
+    """The same probe failure with the model in the cache loads it from there (local files only)."""
+    from huggingface_hub import constants
+
+    from training.backbone import resolve_backbone
+
+    repo = Path(constants.HF_HUB_CACHE) / "models--indobenchmark--indobert-base-p1"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd", "utf-8")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    (repo / "snapshots" / "0123abcd" / "config.json").write_text("{}", "utf-8")
+    backbone = resolve_backbone("indobenchmark/indobert-base-p1", probe_timeout=1.0)
+    assert backbone.local_files_only and backbone.note == "Hub cache (the Hub is unreachable)"
+    assert len(no_network.probes) == 1
+
+
+def test_hf_hub_offline_without_cache_never_touches_the_network(no_network: NetworkRecorder,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    from training.backbone import BackboneUnavailableError, resolve_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackboneUnavailableError, match="HF_HUB_OFFLINE is set") as raised:
+        resolve_backbone("someone/not-cached-model-xyz")
+    assert no_network.probes == [] and no_network.lookups == [] and no_network.connects == [], \
+        "with HF_HUB_OFFLINE=1 no connection may be attempted"
+    assert_lists_the_ways_out(str(raised.value))
     with pytest.raises(BackboneUnavailableError, match="does not exist"):
         resolve_backbone(str(tmp_path / "missing" / "dir"))
+
+
+def test_cli_with_a_refusing_hub_endpoint_exits_with_the_ways_out(tmp_path: Path) -> None:
+    """End to end through ``python -m training.train``: the endpoint is a local port that is bound
+    but not listening, so every connection is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        env = python_env(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(tmp_path / "cache"))
+        env.pop("HF_HUB_OFFLINE", None)
+        env.pop("TRANSFORMERS_OFFLINE", None)
+        result = subprocess.run(
+            [PY, "-m", "training.train", "--model-name-or-path", "indobenchmark/indobert-base-p1",
+             "--output-dir", str(tmp_path / "o"), "--data-dir", str(MINI_DATA)],
+            capture_output=True, text=True, env=env, timeout=600,
+        )
+    assert result.returncode == 1, result.stderr[-3000:]
+    err = result.stderr
+    assert "Cannot load the backbone 'indobenchmark/indobert-base-p1'" in err, err[-3000:]
+    assert f"{endpoint} is unreachable" in err
+    assert_lists_the_ways_out(err)
+    assert "Traceback" not in err, "the failure must be a message, not a traceback"
 
 
 def test_torchrun_two_processes_on_cpu_writes_one_model(tiny_backbone: Path, tmp_path: Path) -> None:
