@@ -180,11 +180,15 @@ class Classifier:
         max_length: int | None = None,
         stride: int | None = None,
         max_batch_tokens: int | str | None = "auto",
+        revision: str | None = None,
     ) -> Classifier:
-        """Load a self-contained model directory.
+        """Load a self-contained model directory, or a model published on the Hugging Face Hub.
 
         Args:
-            model_dir: directory written by ``python -m training.train``.
+            model_dir: directory written by ``python -m training.train``, or a Hub repo id
+                (``"org/name"``, a string that is not an existing path): fetched into the Hub
+                cache with only the files the backend needs (see :mod:`inference.hub`);
+                ``HF_HUB_OFFLINE=1`` uses the cache only.
             backend: ``"torch"``, ``"onnx"`` or ``"auto"`` (int8 ONNX on CPU when exported,
                 PyTorch on GPU or when there is no ONNX file).
             device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -195,7 +199,19 @@ class Classifier:
             max_length, stride: window size and overlap in tokens (default: from the model).
             max_batch_tokens: cap on windows x padded length per forward pass; ``"auto"`` is
                 :data:`CPU_MAX_BATCH_TOKENS` on CPU and no cap on GPU; ``None`` never caps.
+            revision: branch, tag or commit of a Hub repo id (default: ``main``).
+
+        Raises:
+            FileNotFoundError: the directory is missing or incomplete; for a repo id,
+                :class:`inference.hub.HubModelUnavailableError` naming the ways out.
         """
+        from inference.hub import is_repo_id, resolve_model_dir
+
+        if is_repo_id(model_dir):
+            model_dir = resolve_model_dir(str(model_dir), revision=revision, backend=backend,
+                                          device=device, onnx_file=onnx_file)
+        elif revision is not None:
+            raise ValueError(f"revision={revision!r} applies to Hub repo ids, not to the local path {model_dir}")
         path = check_model_dir(model_dir)
         info = read_model_info(path)
         kind, onnx_path = _choose_backend(path, backend, device, onnx_file)

@@ -2,6 +2,9 @@
 
     python -m inference --model-dir models/minilm --input posts.csv --output scored.parquet
 
+``--model-dir`` also takes a Hugging Face Hub repo id (``org/name``, ``--revision`` optional),
+fetched into the Hub cache with only the files the backend reads (:mod:`inference.hub`).
+
 Every input row comes out, in input order, with its columns kept and these added:
 ``labels`` (fired labels; ``;``-separated in CSV), ``flagged`` (any label fired), one
 ``score_<label>`` column per label, and ``error`` (why a row was not scored: missing, empty or
@@ -52,7 +55,11 @@ MANIFEST = "manifest.json"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="trained model directory")
+    parser.add_argument("--model-dir", required=True,
+                        help="trained model directory, or a Hugging Face Hub repo id (org/name) fetched into "
+                             "the Hub cache (HF_HUB_OFFLINE=1: cache only)")
+    parser.add_argument("--revision", default=None,
+                        help="branch, tag or commit of a Hub repo id (default: main)")
     parser.add_argument("--input", required=True, help="posts.{csv,tsv,jsonl,parquet,txt}")
     parser.add_argument("--output", required=True, help="scored.{csv,jsonl,parquet}")
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
@@ -77,9 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fingerprint(args: argparse.Namespace, input_path: Path) -> dict[str, Any]:
+def _fingerprint(args: argparse.Namespace, input_path: Path, model_path: Path | None = None) -> dict[str, Any]:
+    """What must not change between an interrupted run and its ``--resume``. ``model_path`` is the
+    loaded directory (for a Hub repo id, the cached snapshot, whose name is the commit)."""
     stat = input_path.stat()
-    model = Path(args.model_dir)
+    model = model_path or Path(args.model_dir)
     model_stamp = hashlib.sha256()
     for name in ("config.json", "thresholds.json", "model.safetensors", "onnx/model.int8.onnx"):
         f = model / name
@@ -191,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         clf = Classifier.from_pretrained(args.model_dir, backend=args.backend, device=args.device,
                                          num_threads=args.num_threads, onnx_file=args.onnx_file,
-                                         max_batch_tokens=args.max_batch_tokens or "auto")
+                                         max_batch_tokens=args.max_batch_tokens or "auto",
+                                         revision=args.revision)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL
@@ -202,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     parts_dir = output_path.with_name(output_path.name + ".parts")
     try:
-        done = _prepare_parts(parts_dir, _fingerprint(args, input_path), args.resume)
+        done = _prepare_parts(parts_dir, _fingerprint(args, input_path, clf.info.path if clf.info else None),
+                              args.resume)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -62,8 +62,8 @@ REQUIRED_FILES = (CONFIG_FILE, TOKENIZER_FILE, THRESHOLDS_FILE, TAXONOMY_FILENAM
 #: tokenizer side files: read when present (the pad token), not every tokenizer has them
 OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json")
 _TRUE = {"1", "true", "yes", "on"}
-# "org/name" as the Hub spells it; a bare "name" is treated as a local path, never as a repo id.
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9_.-]{1,96}$")
+#: "org/name" as the Hub spells it; a bare "name" is treated as a local path, never as a repo id
+REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9_.-]{1,96}$")
 
 
 class HubModelUnavailableError(FileNotFoundError):
@@ -138,7 +138,7 @@ def is_repo_id(name: str | os.PathLike[str]) -> bool:
     """
     if not isinstance(name, str) or Path(name).expanduser().exists():
         return False
-    return bool(_REPO_ID.match(name)) and ".." not in name and "--" not in name
+    return bool(REPO_ID_PATTERN.match(name)) and ".." not in name and "--" not in name
 
 
 def file_sets(backend: str, device: str = "auto", onnx_file: str | None = None) -> list[FileSet]:
@@ -170,7 +170,8 @@ def ways_out(repo_id: str, revision: str | None, reason: str) -> str:
     """The error text for a repo id that cannot be loaded, with what to do about it."""
     at = f" (revision {revision!r})" if revision else ""
     return (
-        f"Cannot load the model {repo_id!r}{at} from the Hugging Face Hub: {reason}\n"
+        f"Cannot load {repo_id!r}{at}: no local directory has that name, so it was looked up as a "
+        f"Hugging Face Hub repo id. {reason[:1].upper()}{reason[1:]}\n"
         "Ways out:\n"
         f"  1. check the network: {hub_endpoint()} must be reachable (HF_ENDPOINT, proxy settings);\n"
         "  2. pass a local model directory instead of a repo id, e.g. a copy made on a machine with "
@@ -215,7 +216,7 @@ def resolve_model_dir(
     if hub_offline():
         return _from_cache(repo_id, revision, sets, "HF_HUB_OFFLINE is set")
     if not hub_reachable(probe_timeout):
-        reason = f"{hub_endpoint()} is unreachable (no connection within {probe_timeout:g} s)"
+        reason = f"the Hub at {hub_endpoint()} is unreachable (no connection within {probe_timeout:g} s)"
         path = _from_cache(repo_id, revision, sets, reason)
         logger.warning("%s; using the cached snapshot %s", reason, path)
         return path
@@ -268,8 +269,8 @@ def _download(repo_id: str, revision: str | None, sets: Sequence[FileSet]) -> Pa
             "and use a token (HF_TOKEN or `hf auth login`).") from exc
     except RepositoryNotFoundError as exc:
         raise HubModelUnavailableError(
-            f"no model repo {repo_id!r} on {hub_endpoint()}, or it is private and no valid token was "
-            "sent (set HF_TOKEN or run `hf auth login`).") from exc
+            f"{repo_id!r} is neither a local directory nor a model repo on {hub_endpoint()} (or the repo "
+            "is private and no valid token was sent: set HF_TOKEN or run `hf auth login`).") from exc
     except RevisionNotFoundError as exc:
         raise HubModelUnavailableError(f"the Hub repo {repo_id!r} has no revision {revision!r}.") from exc
     except Exception as exc:  # connection dropped, Hub error 5xx, ...: the cache may still help
