@@ -352,10 +352,12 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
     from inference.classifier import Classifier
+    from inference.publish import PushRequest
     from training.model_card import render_model_card
     from training.thresholds import tune_thresholds
 
     started = time.time()
+    push = PushRequest.take_from(training_args)  # the Trainer never pushes; the final directory is published once
     set_seed(training_args.seed)
     taxonomy = load_taxonomy(data_args.taxonomy)
     splits = load_splits(data_args.data_dir, taxonomy)
@@ -543,6 +545,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         + f"\nmodel directory: {out}",
         flush=True,
     )
+    if push is not None:
+        push.publish(out)
     return metrics
 
 
