@@ -21,7 +21,7 @@ FENCE = re.compile(r"```(bash|python)\n(.*?)```", re.S)
 
 
 def _parsers() -> dict[str, Callable[[list[str]], Any]]:
-    from inference import benchmark, cli, distributed, export
+    from inference import benchmark, cli, distributed, export, publish
     from training import agreement, data, evaluate, labelstudio, step_benchmark, train
 
     def parse_with(build: Callable[[], Any]) -> Callable[[list[str]], Any]:
@@ -32,6 +32,7 @@ def _parsers() -> dict[str, Callable[[list[str]], Any]]:
         "inference.export": parse_with(export.build_parser),
         "inference.benchmark": parse_with(benchmark.build_parser),
         "inference.distributed": parse_with(distributed.build_parser),
+        "inference.publish": parse_with(publish.build_parser),
         "training.data": parse_with(data.build_parser),
         "training.labelstudio": parse_with(labelstudio.build_parser),
         "training.agreement": parse_with(agreement.build_parser),
