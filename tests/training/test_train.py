@@ -261,7 +261,7 @@ def test_cli_with_a_refusing_hub_endpoint_exits_with_the_ways_out(tmp_path: Path
 def test_torchrun_two_processes_on_cpu_writes_one_model(tiny_backbone: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     result = subprocess.run(
-        [PY, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port, no clash
          "-m", "training.train", "--model-name-or-path", str(tiny_backbone), "--output-dir", str(out),
          *TINY_TRAIN_FLAGS, "--num-train-epochs", "2"],
         capture_output=True, text=True, env=python_env(OMP_NUM_THREADS="1"), timeout=600,
