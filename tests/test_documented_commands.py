@@ -22,7 +22,7 @@ FENCE = re.compile(r"```(bash|python)\n(.*?)```", re.S)
 
 def _parsers() -> dict[str, Callable[[list[str]], Any]]:
     from inference import benchmark, cli, distributed, export, publish
-    from training import agreement, data, evaluate, labelstudio, step_benchmark, train
+    from training import agreement, data, evaluate, labelstudio, linear_probe, step_benchmark, train
 
     def parse_with(build: Callable[[], Any]) -> Callable[[list[str]], Any]:
         return lambda argv: build().parse_args(argv)
@@ -38,6 +38,7 @@ def _parsers() -> dict[str, Callable[[list[str]], Any]]:
         "training.agreement": parse_with(agreement.build_parser),
         "training.evaluate": parse_with(evaluate.build_parser),
         "training.step_benchmark": parse_with(step_benchmark.build_parser),
+        "training.linear_probe": parse_with(linear_probe.build_parser),
         "training.train": train.parse_args,
     }
 

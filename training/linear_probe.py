@@ -167,9 +167,11 @@ def linear_probe_init(model: Any, window_tok: WindowTokenizer, train: tuple[Sequ
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Measure a frozen backbone: probe on train, report validation (and test with ``--test``)."""
-    parser = argparse.ArgumentParser(prog="python -m training.linear_probe", description=main.__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m training.linear_probe``."""
+    parser = argparse.ArgumentParser(prog="python -m training.linear_probe",
+                                     description="Measure a frozen backbone: a linear probe fitted on the "
+                                                 "train split, reported on validation (and test with --test).")
     parser.add_argument("--model-name-or-path", default="offline-me5-small")
     parser.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean"])
     parser.add_argument("--input-prefix", default="", help='e.g. "query: " for e5 (default: none)')
@@ -178,7 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--test", action="store_true", help="also report the test split (never tune on it)")
     parser.add_argument("--output", default=None, help="write the report as JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m training.linear_probe``."""
+    args = build_parser().parse_args(argv)
 
     from inference.taxonomy import load_taxonomy
     from training.backbone import resolve_backbone
