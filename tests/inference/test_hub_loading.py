@@ -151,6 +151,14 @@ def test_what_counts_as_a_repo_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert not is_repo_id(local), local
 
 
+def test_hub_modules_import_nothing_heavy() -> None:
+    code = ("import sys, inference, inference.hub, inference.publish, inference.cli\n"
+            "print(','.join(m for m in ('huggingface_hub', 'torch', 'transformers', 'training') if m in sys.modules))")
+    result = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=python_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", "huggingface_hub is imported only when a repo id is resolved"
+
+
 def test_revision_is_refused_for_a_local_directory(trained_model_dir: Path) -> None:
     with pytest.raises(ValueError, match="revision='v1' applies to Hub repo ids"):
         Classifier.from_pretrained(trained_model_dir, revision="v1")
