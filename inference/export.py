@@ -281,7 +281,8 @@ def export_model(
             if ONNX_INT8_FILE in failed:
                 schemes = "; ".join(f"{t['scheme']} {t['label_agreement']:.2%} / {t['label_set_agreement']:.2%}"
                                     for t in report[ONNX_INT8_FILE]["schemes_tried"])
-                hint = f" int8 schemes tried (decisions / label sets): {schemes}. Use --quantize none to export fp32 only."
+                hint = (f" int8 schemes tried (decisions / label sets): {schemes}. "
+                        "Use --quantize none to export fp32 only.")
             raise ExportRefused(
                 f"ONNX export refused: agreement with PyTorch below {min_agreement:.0%} of decisions or "
                 f"{min_label_set_agreement:.0%} of label sets ({details}) on {len(texts)} texts from {data}; "

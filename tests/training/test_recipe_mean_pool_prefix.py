@@ -24,7 +24,8 @@ def recipe_model(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) 
 
     out = tmp_path_factory.mktemp("recipe") / "model"
     main(["--model-name-or-path", str(tiny_backbone), "--output-dir", str(out), *TINY_TRAIN_FLAGS,
-          "--num-train-epochs", "3", "--max-length", "24", "--stride", "4", "--pooling", "mean", "--input-prefix", PREFIX,
+          "--num-train-epochs", "3", "--max-length", "24", "--stride", "4",
+          "--pooling", "mean", "--input-prefix", PREFIX,
           "--freeze-word-embeddings", "true", "--train-on-all-windows", "true", "--linear-probe-init", "true"])
     return out
 
