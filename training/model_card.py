@@ -128,6 +128,7 @@ def render_model_card(
         "wall_time": f"{run.get('wall_time_s', 0) / 60:.1f} min",
         "seed": run.get("seed", "?"),
         "data_summary": run.get("data_summary", ""),
+        "dataset_version": run.get("dataset_version", "unversioned"),
         "history_table": "\n".join(history_rows),
         "test_headline": headline,
         "per_label_table": "\n".join(rows),

@@ -353,6 +353,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
 
     from inference.classifier import Classifier
     from inference.publish import PushRequest
+    from training.dataset_version import describe_version
     from training.model_card import render_model_card
     from training.thresholds import tune_thresholds
 
@@ -520,6 +521,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "num_test": len(test_records),
         "taxonomy_version": taxonomy.version,
         "data_summary": _data_summary(splits, taxonomy, data_args.data_dir),
+        "dataset_version": describe_version(data_args.data_dir),
         "model_dir_hint": str(out),
     }
     metrics = {"validation": val_metrics, "test": test_metrics, "train": run_info}
