@@ -3,8 +3,8 @@
 One local Ray instance (2 CPUs, no dashboard) is started for the whole module and shared: the
 CLI runs in a subprocess as a second driver connected to it with ``--address`` (the
 existing-cluster mode of docs/scale.md), and the in-process test reuses it. Starting Ray once
-instead of twice, and a pool of one model actor (each actor imports torch and transformers and
-loads the model), keep the module cheap on a busy machine.
+instead of twice, a pool of one model actor (each actor imports torch and transformers and
+loads the model) and workers at normal priority keep the module cheap on a busy machine.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def ray_address() -> Iterator[str]:
     import ray
 
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # Ray starts its workers at nice 15, so on a busy machine the model actor got a few percent
+        # of a core and this test took minutes (issue #17); here they compete like the test itself.
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _system_config={"worker_niceness": 0})
     except Exception as exc:  # pragma: no cover - platform dependent
         pytest.skip(f"Ray cannot start on this platform: {exc}")
     try:
