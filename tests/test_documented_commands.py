@@ -22,7 +22,20 @@ FENCE = re.compile(r"```(bash|python)\n(.*?)```", re.S)
 
 def _parsers() -> dict[str, Callable[[list[str]], Any]]:
     from inference import benchmark, cli, distributed, export, publish
-    from training import agreement, data, evaluate, labelstudio, linear_probe, step_benchmark, train
+    from training import (
+        agreement,
+        al_simulation,
+        audit,
+        data,
+        evaluate,
+        labelstudio,
+        linear_probe,
+        merge,
+        select,
+        step_benchmark,
+        stopping,
+        train,
+    )
 
     def parse_with(build: Callable[[], Any]) -> Callable[[list[str]], Any]:
         return lambda argv: build().parse_args(argv)
@@ -39,6 +52,11 @@ def _parsers() -> dict[str, Callable[[list[str]], Any]]:
         "training.evaluate": parse_with(evaluate.build_parser),
         "training.step_benchmark": parse_with(step_benchmark.build_parser),
         "training.linear_probe": parse_with(linear_probe.build_parser),
+        "training.select": parse_with(select.build_parser),
+        "training.merge": parse_with(merge.build_parser),
+        "training.audit": parse_with(audit.build_parser),
+        "training.stopping": parse_with(stopping.build_parser),
+        "training.al_simulation": parse_with(al_simulation.build_parser),
         "training.train": train.parse_args,
     }
 

@@ -58,7 +58,7 @@ def stratified_seed(y: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(chosen)
 
 
-def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def f1_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Macro-F1, micro-F1 and any-violation F1 (the definitions of training.metric_suite)."""
     tp = (y & pred).sum(axis=0).astype(float)
     fp = ((1 - y) & pred).sum(axis=0).astype(float)
@@ -110,7 +110,7 @@ def simulate_run(pool: Sequence[dict[str, Any]], validation: Sequence[dict[str, 
         pool_probs = np.zeros((len(pool), len(taxonomy)))
         pool_probs[score_idx] = model.predict_proba([texts[i] for i in score_idx])
         stop_pred = pool_probs[stop_idx] >= thresholds
-        entry: dict[str, Any] = {"labels": len(idx), **_scores(y_test, test_pred),
+        entry: dict[str, Any] = {"labels": len(idx), **f1_scores(y_test, test_pred),
                                  "positives_per_label": dict(zip(taxonomy.names, y_pool[idx].sum(axis=0).tolist(),
                                                                  strict=True)),
                                  "batch_mean_uncertainty": batch_uncertainty}
@@ -149,7 +149,7 @@ def full_pool_reference(pool: Sequence[dict[str, Any]], validation: Sequence[dic
     tuned = tune_thresholds(label_matrix(validation, taxonomy), model.predict_proba([r["text"] for r in validation]),
                             taxonomy.names)["thresholds"]
     pred = (model.predict_proba([r["text"] for r in test]) >= np.array([tuned[n] for n in taxonomy.names]))
-    return {"labels": len(pool), **_scores(label_matrix(test, taxonomy), pred.astype(np.int64))}
+    return {"labels": len(pool), **f1_scores(label_matrix(test, taxonomy), pred.astype(np.int64))}
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:

@@ -114,8 +114,8 @@ def audit_tasks(records: Sequence[dict[str, Any]], splits_of: Sequence[str], iss
 def run_audit(data_dir: str | Path, taxonomy: Taxonomy, splits: Sequence[str] = SPLITS, folds: int = 5,
               seed: int = 0) -> dict[str, Any]:
     """Load the splits, compute out-of-fold probabilities, find the issues."""
+    from training.al_simulation import f1_scores
     from training.dataset_version import describe_version
-    from training.metric_suite import classification
     from training.thresholds import tune_thresholds
 
     loaded = load_splits(data_dir, taxonomy)
@@ -126,7 +126,7 @@ def run_audit(data_dir: str | Path, taxonomy: Taxonomy, splits: Sequence[str] = 
     issues = find_issues(y, probs, taxonomy.names)
     tuned = tune_thresholds(y, probs, taxonomy.names)["thresholds"]
     pred = (probs >= np.array([tuned[n] for n in taxonomy.names])).astype(int)
-    oof = classification(y, pred, taxonomy.names)
+    oof = f1_scores(y, pred)
     per_label = {name: {"suspect_missing": sum(1 for i in issues if name in dict(i["suspect_missing"])),
                         "suspect_wrong": sum(1 for i in issues if name in dict(i["suspect_wrong"]))}
                  for name in taxonomy.names}
