@@ -77,7 +77,7 @@ def simulate_run(pool: Sequence[dict[str, Any]], validation: Sequence[dict[str, 
                  taxonomy: Taxonomy, strategy: str, seed: int, seed_size: int = 100, batch_size: int = 100,
                  max_labels: int = 1100, stop_size: int = 400, pool_ngrams: Any = None) -> list[dict[str, Any]]:
     """One learning curve: a list of rounds ``{"labels", "macro_f1", "micro_f1", "any_violation_f1",
-    "stop_kappa", "positives_per_label", "batch_mean_uncertainty"}``."""
+    "stop_kappa", "positives_per_label", "negatives", "batch_mean_uncertainty"}``."""
     from training.baseline import TfidfBaseline
     from training.thresholds import tune_thresholds
 
@@ -113,6 +113,7 @@ def simulate_run(pool: Sequence[dict[str, Any]], validation: Sequence[dict[str, 
         entry: dict[str, Any] = {"labels": len(idx), **f1_scores(y_test, test_pred),
                                  "positives_per_label": dict(zip(taxonomy.names, y_pool[idx].sum(axis=0).tolist(),
                                                                  strict=True)),
+                                 "negatives": int((y_pool[idx].sum(axis=1) == 0).sum()),
                                  "batch_mean_uncertainty": batch_uncertainty}
         if previous_stop is not None:
             agreement = decision_agreement(previous_stop, stop_pred, taxonomy.names)
@@ -175,6 +176,20 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         reached = [c for c, m in zip(counts, s["macro_f1"]["mean"], strict=True) if m >= 0.95 * full]
         s["labels_to_95pct_of_full_macro_f1"] = reached[0] if reached else None
         out[strategy] = s
+    if "random" in out:  # paired by seed: each strategy minus random, over the curve and at the end
+        for strategy, s in out.items():
+            if strategy == "random":
+                continue
+            s["minus_random"] = {}
+            for metric in ("macro_f1", "any_violation_f1"):
+                area = np.array(s[metric]["area_per_seed"]) - np.array(out["random"][metric]["area_per_seed"])
+                last = np.array([run[-1][metric] for run in results["runs"][strategy].values()]) - np.array(
+                    [run[-1][metric] for run in results["runs"]["random"].values()])
+                s["minus_random"][metric] = {
+                    "area_mean": round(float(area.mean()), 4), "area_per_seed": np.round(area, 4).tolist(),
+                    "area_seeds_better": int((area > 0).sum()),
+                    "final_mean": round(float(last.mean()), 4), "final_per_seed": np.round(last, 4).tolist(),
+                    "final_seeds_better": int((last > 0).sum())}
     return out
 
 
@@ -266,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pool", type=int, default=None, help="use only this many pool texts (quick runs)")
     parser.add_argument("--output", default="docs/active_learning_results.json")
     parser.add_argument("--plot", default="docs/active_learning_curves.png")
-    parser.add_argument("--replot", action="store_true", help="only redraw --plot from an existing --output")
+    parser.add_argument("--replot", action="store_true",
+                        help="recompute the summary of an existing --output and redraw --plot (no simulation)")
     return parser
 
 
@@ -277,8 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.replot:
-        plot_curves(json.loads(Path(args.output).read_text("utf-8")), args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        results = json.loads(Path(args.output).read_text("utf-8"))
+        results["summary"] = summarise(results)
+        atomic_write_text(args.output, json.dumps(results, ensure_ascii=False, indent=1) + "\n")
+        plot_curves(results, args.plot)
+        print(f"recomputed the summary in {args.output} and wrote {args.plot}", file=sys.stderr)
         return 0
     if args.seed_size < 1 or args.batch_size < 1 or args.max_labels < args.seed_size:
         parser.error("need --seed-size >= 1, --batch-size >= 1 and --max-labels >= --seed-size")

@@ -63,6 +63,12 @@ def test_summary_and_plot(small_results: dict[str, Any], tmp_path: Path) -> None
         assert s["macro_f1"]["mean"] == [round(r["macro_f1"], 4) for r in curve]
         assert s["macro_f1"]["area"] == pytest.approx(np.mean([r["macro_f1"] for r in curve]), abs=1e-4)
         assert s["stop_kappa"]["mean"][0] is None and len(s["stop_kappa"]["mean"]) == 3
+        if strategy != "random":
+            diff = s["minus_random"]["macro_f1"]
+            assert diff["area_mean"] == pytest.approx(s["macro_f1"]["area"] - summary["random"]["macro_f1"]["area"],
+                                                      abs=2e-4)
+            assert diff["final_seeds_better"] == int(curve[-1]["macro_f1"] >
+                                                     small_results["runs"]["random"]["0"][-1]["macro_f1"])
     results = tmp_path / "results.json"
     results.write_text(json.dumps(small_results), "utf-8")
     png = tmp_path / "curves.png"
