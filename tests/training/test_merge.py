@@ -204,3 +204,10 @@ def test_assign_splits_is_stratified_and_deterministic() -> None:
         assert any(name in r["labels"] for r in first["validation"])
     assert any(not r["labels"] for r in first["validation"])
     assert assign_splits(records[:1], TAX, ["train", "validation"]) == {"train": records[:1], "validation": []}
+
+
+def test_training_records_the_dataset_version(trained_model_dir: Path) -> None:
+    """The model trained on the fixture (which has no manifest) names its data by content hash."""
+    recorded = json.loads((trained_model_dir / "metrics.json").read_text("utf-8"))["train"]["dataset_version"]
+    assert recorded == describe_version(MINI_DATA) and recorded.startswith("unversioned (content sha256 ")
+    assert f"Dataset version: {recorded}" in (trained_model_dir / "README.md").read_text("utf-8")
