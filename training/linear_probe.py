@@ -188,13 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     from inference.taxonomy import load_taxonomy
-    from training.backbone import resolve_backbone
+    from training.backbone import BackboneUnavailableError, resolve_backbone
     from training.data import DEFAULT_DATA_DIR, label_matrix, load_splits
     from training.model_setup import load_model_and_tokenizer, resolve_pooling
 
     taxonomy = load_taxonomy()
     splits = load_splits(args.data_dir or DEFAULT_DATA_DIR, taxonomy)
-    backbone = resolve_backbone(args.model_name_or_path)
+    try:
+        backbone = resolve_backbone(args.model_name_or_path)
+    except BackboneUnavailableError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     pooling = resolve_pooling(args.pooling, backbone)
     tokenizer, model = load_model_and_tokenizer(backbone, taxonomy, pooling, args.input_prefix)
     window_tok = WindowTokenizer(tokenizer.backend_tokenizer, args.max_length, args.stride)

@@ -108,3 +108,10 @@ def test_mean_pooling_ignores_padding() -> None:
 
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+def test_linear_probe_cli_names_a_missing_backbone(tmp_path: Path) -> None:
+    from training.linear_probe import main
+
+    with pytest.raises(SystemExit, match=r"error: .*does not exist"):
+        main(["--model-name-or-path", str(tmp_path / "no" / "such" / "model")])
