@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from inference.auxiliary import AuxiliaryPrediction, AuxiliaryTask, softmax, tasks_from_config, to_prediction
 from inference.backends.base import Backend
 from inference.input_prefix import check_input_prefix
 from inference.modeldir import (
@@ -50,7 +51,10 @@ class Prediction:
     """The model's output for one text.
 
     ``labels`` are the fired labels in taxonomy order (``[]`` means ``tidak_ada_indikasi``);
-    ``scores`` holds a probability in [0, 1] for every label.
+    ``scores`` holds a probability in [0, 1] for every label. ``actor`` (is the actor a civil
+    servant, by what the text says) and ``text_type`` (own post, report, rules explainer, other)
+    come from a model trained with auxiliary heads; they are ``None`` otherwise and for empty
+    texts (see :mod:`inference.auxiliary`).
     """
 
     labels: list[str]
@@ -58,6 +62,8 @@ class Prediction:
     warning: str | None = None
     num_windows: int = 1
     negative_label: str = field(default="tidak_ada_indikasi", repr=False)
+    actor: AuxiliaryPrediction | None = None
+    text_type: AuxiliaryPrediction | None = None
 
     @property
     def flagged(self) -> bool:
@@ -65,13 +71,16 @@ class Prediction:
         return bool(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict: labels, flagged, scores, warning, num_windows."""
+        """A JSON-serialisable dict: labels, flagged, scores, warning, num_windows, actor and
+        text_type (each ``{"label", "scores"}`` or ``None``)."""
         return {
             "labels": list(self.labels),
             "flagged": self.flagged,
             "scores": dict(self.scores),
             "warning": self.warning,
             "num_windows": self.num_windows,
+            "actor": None if self.actor is None else self.actor.to_dict(),
+            "text_type": None if self.text_type is None else self.text_type.to_dict(),
         }
 
 
@@ -153,8 +162,11 @@ class Classifier:
         thresholds: Mapping[str, float] | None = None,
         info: ModelInfo | None = None,
         max_batch_tokens: int | None = None,
+        auxiliary_tasks: Sequence[AuxiliaryTask] = (),
     ) -> None:
         self.backend = backend
+        #: the auxiliary outputs (``actor``, ``text_type``) this model gives; empty for none
+        self.auxiliary_tasks = list(auxiliary_tasks)
         self.tokenizer = tokenizer
         self.taxonomy = taxonomy
         self.info = info
@@ -233,8 +245,11 @@ class Classifier:
         check_input_prefix(tokenizer.tokenizer, info.config, str(path / "config.json"))
         if max_batch_tokens == "auto":
             max_batch_tokens = None if runner.device != "cpu" else CPU_MAX_BATCH_TOKENS
+        tasks = tasks_from_config(info.config, str(path / "config.json"))
+        _check_backend_outputs(runner, tasks)
         clf = cls(runner, tokenizer, info.taxonomy, info.thresholds, info=info,
-                  max_batch_tokens=max_batch_tokens if isinstance(max_batch_tokens, int) else None)
+                  max_batch_tokens=max_batch_tokens if isinstance(max_batch_tokens, int) else None,
+                  auxiliary_tasks=tasks)
         if threshold is not None:
             clf.set_threshold(threshold)
         return clf
@@ -258,6 +273,7 @@ class Classifier:
 
         from tokenizers import Tokenizer
 
+        from inference.auxiliary_heads import get_heads
         from inference.backends.torch_backend import TorchBackend
 
         raw = tokenizer if isinstance(tokenizer, Tokenizer) else tokenizer.backend_tokenizer
@@ -267,7 +283,9 @@ class Classifier:
         pad_id = raw.token_to_id(pad_token) if isinstance(pad_token, str) else None
         if pad_id is not None:
             window_tok.pad_id = int(pad_id)
-        return cls(TorchBackend(model, device=device), window_tok, taxonomy, thresholds)
+        heads = get_heads(model)
+        return cls(TorchBackend(model, device=device), window_tok, taxonomy, thresholds,
+                   auxiliary_tasks=heads.tasks if heads is not None else ())
 
     # ------------------------------------------------------------------ properties
     @property
@@ -324,44 +342,59 @@ class Classifier:
             batches.append(current)
         return batches
 
-    def _max_logits(self, windows: list[Window], n_texts: int, batch_size: int) -> np.ndarray:
-        """Max-over-windows logits of ``n_texts`` texts (``Window.text_index`` < n). The sigmoid
-        is monotonic, so this is also the max-over-windows probability."""
+    def _aggregate(self, windows: list[Window], n_texts: int,
+                   batch_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Max-over-windows logits of ``n_texts`` texts (``Window.text_index`` < n) and, per
+        auxiliary task, the mean over windows of the class probabilities. The sigmoid is
+        monotonic, so the first is also the max-over-windows probability."""
         out = np.full((n_texts, len(self.labels)), -np.inf, dtype=np.float32)
+        aux = {t.name: np.zeros((n_texts, len(t.classes)), dtype=np.float64) for t in self.auxiliary_tasks}
         for batch in self.plan_batches(windows, batch_size):
-            logits = self.backend.logits(self.tokenizer.pad(batch))
+            inputs = self.tokenizer.pad(batch)
+            outputs = self.backend.outputs(inputs) if aux else {"logits": self.backend.logits(inputs)}
             rows = np.fromiter((w.text_index for w in batch), dtype=np.int64)
-            np.maximum.at(out, rows, logits.astype(np.float32))
-        return out
+            np.maximum.at(out, rows, outputs["logits"].astype(np.float32))
+            for name, total in aux.items():
+                np.add.at(total, rows, softmax(outputs[name]))
+        if aux:
+            counts = np.maximum(np.bincount([w.text_index for w in windows], minlength=n_texts), 1)
+            aux = {name: total / counts[:, None] for name, total in aux.items()}
+        return out, aux
 
-    def _chunk_logits(self, raw: Sequence[Any], offset: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Logits of one chunk of texts (``-inf`` rows for empty texts) and their window counts."""
+    def _chunk_logits(self, raw: Sequence[Any], offset: int,
+                      batch_size: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Logits of one chunk of texts (``-inf`` rows for empty texts), their window counts and
+        the auxiliary class probabilities (zero rows for empty texts)."""
         texts = [_checked_text(t, offset + i) for i, t in enumerate(raw)]
         normalized = [normalize_text(t) for t in texts]
         keep = [i for i, t in enumerate(normalized) if t]
         logits = np.full((len(texts), len(self.labels)), -np.inf, dtype=np.float32)
         n_windows = np.zeros(len(texts), dtype=np.int64)
+        aux = {t.name: np.zeros((len(texts), len(t.classes))) for t in self.auxiliary_tasks}
         if keep:
             # windows carry positions within `keep`; map back to chunk positions
             windows = self.tokenizer.windows([normalized[i] for i in keep])
-            logits[keep] = self._max_logits(windows, len(keep), batch_size)
+            logits[keep], kept_aux = self._aggregate(windows, len(keep), batch_size)
+            for name, probs in kept_aux.items():
+                aux[name][keep] = probs
             n_windows[keep] = np.bincount([w.text_index for w in windows], minlength=len(keep))
-        return logits, n_windows
+        return logits, n_windows, aux
 
     def _predict_chunk(
         self, raw: Sequence[Any], offset: int, batch_size: int, thresholds: np.ndarray
     ) -> list[Prediction]:
-        logits, n_windows = self._chunk_logits(raw, offset, batch_size)
+        logits, n_windows, aux = self._chunk_logits(raw, offset, batch_size)
         probs = sigmoid(logits)
         out: list[Prediction] = []
-        for p, n in zip(probs, n_windows, strict=True):
+        for i, (p, n) in enumerate(zip(probs, n_windows, strict=True)):
             if n == 0:
                 out.append(Prediction([], dict.fromkeys(self.labels, 0.0), EMPTY_TEXT_WARNING, 0,
                                       self.taxonomy.negative_label))
                 continue
             fired = [name for name, s, t in zip(self.labels, p, thresholds, strict=True) if s >= t]
+            extra = {t.name: to_prediction(aux[t.name][i], t) for t in self.auxiliary_tasks}
             out.append(Prediction(fired, {n: float(s) for n, s in zip(self.labels, p, strict=True)},
-                                  None, int(n), self.taxonomy.negative_label))
+                                  None, int(n), self.taxonomy.negative_label, **extra))
         return out
 
     @staticmethod
@@ -462,6 +495,18 @@ class Classifier:
     def __repr__(self) -> str:
         return (f"Classifier(backend={self.backend.name!r}, labels={len(self.labels)}, "
                 f"taxonomy_version={self.taxonomy.version!r})")
+
+
+def _check_backend_outputs(runner: Backend, tasks: Sequence[AuxiliaryTask]) -> None:
+    """An ONNX file exported before the heads were trained lacks their outputs: say so."""
+    names = getattr(runner, "output_names", None)
+    if names is None or not tasks:
+        return
+    missing = [f"{t.name}_logits" for t in tasks if f"{t.name}_logits" not in names]
+    if missing:
+        raise ValueError(
+            f"{getattr(runner, 'path', 'the ONNX file')} has no output(s) {', '.join(missing)} for the auxiliary "
+            "heads that config.json describes; re-export with `python -m inference.export`")
 
 
 def _checked_text(value: Any, index: int) -> str:

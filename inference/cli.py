@@ -8,7 +8,9 @@ fetched into the Hub cache with only the files the backend reads (:mod:`inferenc
 Every input row comes out, in input order, with its columns kept and these added:
 ``labels`` (fired labels; ``;``-separated in CSV), ``flagged`` (any label fired), one
 ``score_<label>`` column per label, and ``error`` (why a row was not scored: missing, empty or
-non-text value, unreadable JSON line; empty otherwise).
+non-text value, unreadable JSON line; empty otherwise). A model trained with auxiliary heads
+also adds ``actor`` and ``text_type`` (the predicted class) and ``actor_score_<class>`` /
+``text_type_score_<class>`` (the probability of each class).
 
 The input is read in chunks of ``--chunk-size`` rows; each scored chunk is saved to
 ``OUTPUT.parts/`` as soon as it is done, and the output file appears (by an atomic rename) only
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inference.auxiliary import AuxiliaryTask
 from inference.modeldir import atomic_write_text
 from inference.tabular import (
     INPUT_FORMATS,
@@ -129,16 +132,24 @@ def _prepare_parts(parts_dir: Path, fingerprint: dict[str, Any], resume: bool) -
     return 0
 
 
-def output_columns(input_columns: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
+def auxiliary_columns(tasks: Sequence[AuxiliaryTask]) -> list[str]:
+    """Columns of the auxiliary outputs: ``actor`` and ``actor_score_<class>`` for each class, and
+    the same for ``text_type`` (only for a model trained with those heads)."""
+    return [col for t in tasks for col in (t.name, *(f"{t.name}_score_{c}" for c in t.classes))]
+
+
+def output_columns(input_columns: list[str], labels: list[str],
+                   auxiliary: Sequence[AuxiliaryTask] = ()) -> tuple[list[str], list[str]]:
     """Output column order and the columns the scorer adds."""
-    added = ["labels", "flagged", *[f"score_{name}" for name in labels], "error"]
+    added = ["labels", "flagged", *[f"score_{name}" for name in labels], *auxiliary_columns(auxiliary), "error"]
     return [c for c in input_columns if c not in added] + added, added
 
 
-def added_types(labels: list[str]) -> dict[str, str]:
+def added_types(labels: list[str], auxiliary: Sequence[AuxiliaryTask] = ()) -> dict[str, str]:
     """Fixed Arrow types of the columns the scorer adds (stable across chunks and workers)."""
     return {"labels": "list<string>", "flagged": "bool", "error": "string",
-            **{f"score_{name}": "float64" for name in labels}}
+            **{f"score_{name}": "float64" for name in labels},
+            **{c: ("string" if c in {t.name for t in auxiliary} else "float64") for c in auxiliary_columns(auxiliary)}}
 
 
 def score_rows(rows: list[dict[str, Any]], clf: Any, text_column: str, id_column: str | None,
@@ -167,11 +178,18 @@ def score_rows(rows: list[dict[str, Any]], clf: Any, text_column: str, id_column
         rows[i]["flagged"] = pred.flagged
         for name, score in pred.scores.items():
             rows[i][f"score_{name}"] = round(score, 6)
+        for task in clf.auxiliary_tasks:
+            aux = getattr(pred, task.name)
+            rows[i][task.name] = aux.label
+            for c, score in aux.scores.items():
+                rows[i][f"{task.name}_score_{c}"] = round(score, 6)
         rows[i]["error"] = None
     for i, problem in errors.items():
         rows[i].update({"labels": None, "flagged": None, "error": problem})
         for name in clf.labels:
             rows[i][f"score_{name}"] = None
+        for column in auxiliary_columns(clf.auxiliary_tasks):
+            rows[i][column] = None
     return rows
 
 
@@ -205,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL
-    conflicts = [c for c in columns if c in output_columns([], clf.labels)[1]]
+    conflicts = [c for c in columns if c in output_columns([], clf.labels, clf.auxiliary_tasks)[1]]
     if conflicts:
         print(f"error: {input_path} already has the output column(s) {', '.join(conflicts)}; "
               "rename or drop them first", file=sys.stderr)
@@ -238,9 +256,9 @@ def run(args: argparse.Namespace) -> int:
                 continue
             rows = score_rows(chunk, clf, args.text_column, args.id_column, args.batch_size,
                               args.threshold)
-            cols, _ = output_columns(all_columns, clf.labels)
+            cols, _ = output_columns(all_columns, clf.labels, clf.auxiliary_tasks)
             tmp = parts_dir / f".part-{index:06d}.tmp"
-            write_chunk(rows, cols, tmp, out_fmt, types=added_types(clf.labels))
+            write_chunk(rows, cols, tmp, out_fmt, types=added_types(clf.labels, clf.auxiliary_tasks))
             atomic_write_text(parts_dir / f"columns-{index:06d}.json", json.dumps(cols))
             os.replace(tmp, parts_dir / f"part-{index:06d}")
             n_rows += len(rows)
@@ -258,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     n_parts = len(list(parts_dir.glob("part-*")))
-    final_columns, _ = output_columns(all_columns, clf.labels)
+    final_columns, _ = output_columns(all_columns, clf.labels, clf.auxiliary_tasks)
     parts = [parts_dir / f"part-{i:06d}" for i in range(n_parts)]
     if out_fmt == "csv":
         _align_csv_parts(parts, parts_dir, final_columns)

@@ -39,12 +39,13 @@ class ClassifierActor:
         from inference.cli import added_types, output_columns, score_rows
         from inference.tabular import to_arrow
 
-        _, added = output_columns([], self.clf.labels)
+        tasks = self.clf.auxiliary_tasks
+        _, added = output_columns([], self.clf.labels, tasks)
         scored = score_rows(batch.to_pylist(), self.clf, self.text_column, None, self.batch_size,
                             self.threshold)
         # input columns keep their Arrow types; the added ones get fixed types, so every block
         # (and every output file) has the same schema
-        new = to_arrow(scored, added, added_types(self.clf.labels))
+        new = to_arrow(scored, added, added_types(self.clf.labels, tasks))
         for name in added:
             batch = batch.append_column(name, new.column(name))
         return batch
@@ -76,13 +77,16 @@ def score_dataset(
         rows_per_batch: rows handed to an actor at a time.
         backend, threshold, num_threads: passed to :meth:`Classifier.from_pretrained` / predict.
     """
+    from inference.auxiliary import tasks_from_config
     from inference.cli import output_columns
-    from inference.taxonomy import load_taxonomy
+    from inference.modeldir import read_model_info
 
     names = list(ds.schema().names)
     if text_column not in names:
         raise ValueError(f"the dataset has no column {text_column!r}; columns: {', '.join(names)}")
-    conflicts = [c for c in names if c in output_columns([], load_taxonomy(model_dir).names)[1]]
+    info = read_model_info(model_dir)
+    tasks = tasks_from_config(info.config, str(info.path / "config.json"))
+    conflicts = [c for c in names if c in output_columns([], info.taxonomy.names, tasks)[1]]
     if conflicts:
         raise ValueError(f"the dataset already has the output column(s) {', '.join(conflicts)}")
     import ray

@@ -13,6 +13,8 @@ agreement** -- the share of (text, label) decisions that are the same as PyTorch
 ``--min-agreement`` (default 99 %), or the **label-set agreement** -- the share of texts whose
 whole label set is what PyTorch gives, i.e. what a reviewer sees -- falls below
 ``--min-label-set-agreement`` (default 97 %). The largest score difference is reported beside them.
+A model with auxiliary heads (actor, text type) is exported as one graph with all heads; each
+head must keep its predicted class on at least the label-set share of the texts too.
 
 Exit codes: 0 written; 1 refused by the drift check; 2 bad input (model directory or check texts
 missing or invalid).
@@ -96,11 +98,16 @@ def default_check_data(model_dir: Path) -> Path | None:
 
 
 def export_fp32(model_dir: Path, target: Path, opset: int = DEFAULT_OPSET) -> list[str]:
-    """``torch.onnx.export`` (TorchScript exporter) with dynamic batch and sequence axes."""
+    """``torch.onnx.export`` (TorchScript exporter) with dynamic batch and sequence axes.
+
+    A model with auxiliary heads is exported as one graph with the outputs ``logits`` and
+    ``<task>_logits`` (``actor_logits``, ``text_type_logits``), so one pass gives every output.
+    """
     import warnings
 
     import torch
 
+    from inference.auxiliary_heads import WithAuxiliaryOutputs
     from inference.backends.base import MODEL_INPUTS
     from inference.mean_pooling import load_sequence_classifier
 
@@ -114,16 +121,18 @@ def export_fp32(model_dir: Path, target: Path, opset: int = DEFAULT_OPSET) -> li
     mask = torch.ones_like(ids)
     mask[1, 10:] = 0
     dummy = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    wrapped = WithAuxiliaryOutputs(model, names).eval()
+    outputs = ["logits", *(f"{name}_logits" for name in wrapped.task_names)]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch"}
+    axes.update({name: {0: "batch"} for name in outputs})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            wrapped,
             tuple(dummy[n] for n in names),
             str(target),
             input_names=names,
-            output_names=["logits"],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
@@ -175,7 +184,7 @@ def int8_schemes(model_file: Path) -> list[tuple[str, list[str]]]:
 
     names = [n.name for n in onnx.load(str(model_file), load_external_data=False).graph.node
              if n.op_type in {"MatMul", "Gemm"}]
-    head = [n for n in names if "/classifier/" in n]
+    head = [n for n in names if "/classifier/" in n or "/auxiliary_heads/" in n]
     ffn_out = [n for n in names if "/output/dense/" in n and "/attention/" not in n]
     ffn_in = [n for n in names if "/intermediate/dense/" in n]
     schemes: list[tuple[str, list[str]]] = [("all weights int8", [])]
@@ -189,7 +198,12 @@ def int8_schemes(model_file: Path) -> list[tuple[str, list[str]]]:
 
 
 def _passes(result: dict[str, Any], min_agreement: float, min_label_set: float) -> bool:
-    return result["label_agreement"] >= min_agreement and result["label_set_agreement"] >= min_label_set
+    """Both violation agreements reached, and every auxiliary head keeps its predicted class on at
+    least ``min_label_set`` of the texts (what a reviewer sees, as for label sets)."""
+    auxiliary = [v for k, v in result.items() if k.endswith("_agreement") and k not in
+                 {"label_agreement", "label_set_agreement"}]
+    return (result["label_agreement"] >= min_agreement and result["label_set_agreement"] >= min_label_set
+            and all(a >= min_label_set for a in auxiliary))
 
 
 def drift(model_dir: Path, onnx_file: Path, texts: Sequence[str], reference: list[Any]) -> dict[str, Any]:
@@ -204,7 +218,7 @@ def drift(model_dir: Path, onnx_file: Path, texts: Sequence[str], reference: lis
         (p.scores[k] >= clf.thresholds[k]) == (r.scores[k] >= clf.thresholds[k])
         for p, r in zip(preds, reference, strict=True) for k in p.scores
     ]
-    return {
+    result = {
         "texts": len(texts),
         "label_agreement": float(np.mean(decisions)),
         "label_set_agreement": float(np.mean(same)),
@@ -212,6 +226,15 @@ def drift(model_dir: Path, onnx_file: Path, texts: Sequence[str], reference: lis
         "mean_abs_score_diff": float(np.mean(diffs)) if diffs else 0.0,
         "file_mb": onnx_file.stat().st_size / 1e6,
     }
+    for task in clf.auxiliary_tasks:
+        pairs = [(getattr(p, task.name), getattr(r, task.name)) for p, r in zip(preds, reference, strict=True)
+                 if getattr(r, task.name) is not None]
+        if not pairs:
+            continue
+        result[f"{task.name}_agreement"] = float(np.mean([a is not None and a.label == b.label for a, b in pairs]))
+        result[f"{task.name}_max_abs_score_diff"] = float(max(
+            abs(a.scores[c] - b.scores[c]) for a, b in pairs if a is not None for c in b.scores))
+    return result
 
 
 def export_model(
@@ -266,8 +289,8 @@ def export_model(
             for scheme, keep in int8_schemes(fp32):
                 quantize_int8(fp32, int8, keep)
                 result = drift(path, int8, texts, reference) | {"scheme": scheme, "fp32_nodes": len(keep)}
-                tried.append({k: result[k] for k in ("scheme", "label_agreement", "label_set_agreement",
-                                                     "file_mb")})
+                tried.append({k: v for k, v in result.items()
+                              if k in {"scheme", "file_mb"} or k.endswith("_agreement")})
                 if _passes(result, min_agreement, min_label_set_agreement):
                     break
             report[ONNX_INT8_FILE] = result | {"schemes_tried": tried}
@@ -339,8 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rel in report:
             r = report[rel]
             scheme = f" [{r['scheme']}]" if "scheme" in r else ""
+            heads = "".join(f", {k.removesuffix('_agreement')} class agreement {v:.2%}" for k, v in r.items()
+                            if k.endswith("_agreement") and k not in {"label_agreement", "label_set_agreement"})
             print(f"{rel}{scheme}: {r['file_mb']:.1f} MB, label agreement {r['label_agreement']:.2%} "
-                  f"(identical label sets {r['label_set_agreement']:.2%}), max |Δscore| "
+                  f"(identical label sets {r['label_set_agreement']:.2%}){heads}, max |Δscore| "
                   f"{r['max_abs_score_diff']:.4f} on {r['texts']} texts")
     print(f"wrote {Path(args.model_dir) / ONNX_DIR}")
     return 0

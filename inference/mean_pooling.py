@@ -67,18 +67,25 @@ class BertForMeanPooledSequenceClassification(BertPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def load_sequence_classifier(model_dir: str, **kwargs: Any) -> Any:
+def load_sequence_classifier(model_dir: str, with_auxiliary: bool = True, **kwargs: Any) -> Any:
     """Load a classifier directory with the head its ``config.json`` names (safetensors only).
 
     ``"pooling": "mean"`` loads :class:`BertForMeanPooledSequenceClassification`; anything else
-    goes through ``AutoModelForSequenceClassification``.
+    goes through ``AutoModelForSequenceClassification``. Auxiliary heads the directory describes
+    (:mod:`inference.auxiliary`) are attached unless ``with_auxiliary`` is false.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from inference.auxiliary_heads import load_auxiliary_heads
 
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
     if getattr(config, "pooling", "cls") == "mean":
         if config.model_type != "bert":
             raise ValueError(f"{model_dir}: mean pooling is implemented for BERT encoders, not {config.model_type!r}")
-        return BertForMeanPooledSequenceClassification.from_pretrained(model_dir, use_safetensors=True, **kwargs)
-    return AutoModelForSequenceClassification.from_pretrained(
-        model_dir, use_safetensors=True, trust_remote_code=False, **kwargs)
+        model = BertForMeanPooledSequenceClassification.from_pretrained(model_dir, use_safetensors=True, **kwargs)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, use_safetensors=True, trust_remote_code=False, **kwargs)
+    if with_auxiliary:
+        load_auxiliary_heads(model, model_dir)
+    return model

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from inference.auxiliary import ACTOR_CLASSES, TEXT_TYPE_CLASSES
 from inference.modeldir import atomic_write_text
 from inference.taxonomy import Taxonomy, load_taxonomy
 
@@ -35,8 +36,8 @@ SPLITS = ("train", "validation", "test")
 
 REQUIRED_FIELDS = ("id", "text", "labels")
 SIDE_FIELDS: dict[str, tuple[str, ...]] = {
-    "jenis_teks": ("unggahan_pelaku", "laporan_dugaan", "berita_aturan_sosialisasi", "lainnya"),
-    "aktor_asn": ("asn_eksplisit", "asn_indikasi", "bukan_asn", "tidak_diketahui"),
+    "jenis_teks": TEXT_TYPE_CLASSES,
+    "aktor_asn": ACTOR_CLASSES,
     "source": ("handwritten", "annotated", "real"),
     "register": ("medsos", "komentar", "pesan_grup", "pengaduan", "berita", "rilis_resmi", "lainnya"),
     "kategori_negatif": (

@@ -37,6 +37,7 @@ from inference.modeldir import (
 from inference.taxonomy import REPO_TAXONOMY_PATH, TAXONOMY_FILENAME, Taxonomy, load_taxonomy
 from inference.text import normalize_text
 from inference.windows import WindowTokenizer
+from training.auxiliary_training import add_target_columns, attach_for_training, auxiliary_metrics
 from training.backbone import BackboneUnavailableError, resolve_backbone
 from training.data import DEFAULT_DATA_DIR, dataset_stats, label_matrix, load_splits
 from training.model_setup import (
@@ -98,6 +99,10 @@ class ClassifierArguments:
         default=5, metadata={"help": "Labels with fewer validation positives keep 0.5."})
     linear_probe_init: bool = field(default=False, metadata={
         "help": "LP-FT: fit the head as a linear probe on frozen features before fine-tuning."})
+    actor_loss_weight: float = field(default=0.0, metadata={
+        "help": "Weight of the auxiliary actor head's loss (learns aktor_asn; 0 = no actor head)."})
+    text_type_loss_weight: float = field(default=0.0, metadata={
+        "help": "Weight of the auxiliary text-type head's loss (learns jenis_teks; 0 = no text-type head)."})
     calibrate: bool = field(default=True, metadata={
         "help": "Fit per-label Platt scaling on the validation split and fold it into the output layer."})
     calibration_min_examples: int = field(default=5, metadata={
@@ -248,20 +253,28 @@ def build_trainer_class() -> type:
     from transformers import Trainer
 
     class WeightedBCETrainer(Trainer):
-        def __init__(self, *args: Any, pos_weight: np.ndarray | None = None, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, pos_weight: np.ndarray | None = None,
+                     auxiliary_weights: dict[str, float] | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.pos_weight = None if pos_weight is None else torch.tensor(pos_weight)
+            self.auxiliary_weights = dict(auxiliary_weights or {})
             # Our loss is a per-batch mean: let the Trainer divide it for gradient accumulation.
             self.model_accepts_loss_kwargs = False
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
+            from training.auxiliary_training import auxiliary_loss
+
             labels = inputs.pop("labels")
+            targets = {k: inputs.pop(k) for k in list(inputs) if k.endswith("_labels")}
             outputs = model(**inputs)
             logits = outputs.logits
             weight = None if self.pos_weight is None else self.pos_weight.to(logits.device, logits.dtype)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, labels.to(logits.dtype), pos_weight=weight)
+            if self.auxiliary_weights:
+                extra = auxiliary_loss(model, targets, self.auxiliary_weights)
+                loss = loss if extra is None else loss + extra
             return (loss, outputs) if return_outputs else loss
 
         def _get_eval_sampler(self, eval_dataset: Any) -> Any:
@@ -351,6 +364,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
+    from inference.auxiliary_heads import save_model_dir
     from inference.classifier import Classifier
     from inference.publish import PushRequest
     from training.dataset_version import describe_version
@@ -372,6 +386,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     pooling = resolve_pooling(model_args.pooling, backbone)
     tokenizer, model = load_model_and_tokenizer(backbone, taxonomy, pooling, model_args.input_prefix)
     frozen = freeze_word_embeddings(model) if model_args.freeze_word_embeddings else 0
+    aux_weights = {"actor": cls_args.actor_loss_weight, "text_type": cls_args.text_type_loss_weight}
+    aux_tasks = attach_for_training(model, aux_weights, training_args)
     window_tok = WindowTokenizer(tokenizer.backend_tokenizer.__class__.from_str(
         tokenizer.backend_tokenizer.to_str()), model_args.max_length, model_args.stride)
     if tokenizer.pad_token_id is not None:
@@ -382,11 +398,13 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     truncated_share = float(np.mean([n > model_args.max_length for n in lengths]))
     y_train = label_matrix(train_records, taxonomy).astype(np.float32)
     if model_args.train_on_all_windows:
-        train_rows, _ = _windowed_rows(train_texts, y_train, window_tok)
-        train_ds = Dataset.from_dict(train_rows)
+        train_rows, train_index = _windowed_rows(train_texts, y_train, window_tok)
+        add_target_columns(train_rows, train_records, aux_tasks, train_index.tolist())
     else:
         encoded = tokenizer(train_texts, truncation=True, max_length=model_args.max_length)
-        train_ds = Dataset.from_dict({**{k: encoded[k] for k in encoded}, "labels": y_train.tolist()})
+        train_rows = {**{k: encoded[k] for k in encoded}, "labels": y_train.tolist()}
+        add_target_columns(train_rows, train_records, aux_tasks)
+    train_ds = Dataset.from_dict(train_rows)
     val_texts = [normalize_text(r["text"]) for r in val_records]
     y_val = label_matrix(val_records, taxonomy)
     val_rows, val_index = _windowed_rows(val_texts, y_val, window_tok)
@@ -398,7 +416,9 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
               f"{truncated_share:.1%} of training texts exceed {model_args.max_length} tokens (training uses "
               f"{'every window' if model_args.train_on_all_windows else 'their first window'}: {len(train_ds)} "
               f"rows; evaluation scores every window); pooling {pooling}, input prefix "
-              f"{model_args.input_prefix!r}, {frozen:,} word-embedding parameters frozen", flush=True)
+              f"{model_args.input_prefix!r}, {frozen:,} word-embedding parameters frozen; auxiliary heads: "
+              + (", ".join(f"{t.name} (loss weight {aux_weights[t.name]})" for t in aux_tasks) or "none"),
+              flush=True)
     probe_record = None
     if cls_args.linear_probe_init:
         from training.linear_probe import linear_probe_init
@@ -429,6 +449,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         compute_metrics=compute_metrics,
         callbacks=callbacks,
         pos_weight=pos_weight,
+        auxiliary_weights={t.name: aux_weights[t.name] for t in aux_tasks},
     )
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     if is_main and resume:
@@ -450,6 +471,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     trainer.save_model(str(out))
     if not trainer.is_world_process_zero():
         return {}
+    if aux_tasks:  # the heads go beside model.safetensors, not inside it
+        save_model_dir(trainer.model, out, aux_weights)
 
     save_tokenizer(tokenizer, out, model_args.input_prefix)
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_args.json replaces it
@@ -471,7 +494,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
 
         scale, bias = fit_platt(val_logits, y_val, cls_args.calibration_min_examples)
         fold_into_head(eval_model, scale, bias)
-        eval_model.save_pretrained(str(out))  # the calibrated head replaces the trained one
+        save_model_dir(eval_model, out)  # the calibrated head replaces the trained one
         tuned = calibrate_thresholds(tuned, scale, bias, taxonomy.names)
         val_probs = sigmoid(val_logits * scale + bias)  # what the folded head now outputs
         calibration = calibration_record(val_logits, y_val, scale, bias, taxonomy.names)
@@ -479,10 +502,15 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
               f" -> {calibration['validation_log_loss_after']:.3f}", flush=True)
     thresholds = tuned["thresholds"]
     val_metrics = _split_metrics(y_val, val_probs, taxonomy, thresholds)
+    test_preds = clf.predict([r["text"] for r in test_records], batch_size=batch)
     test_metrics = _split_metrics(
         label_matrix(test_records, taxonomy),
-        clf.predict_proba([r["text"] for r in test_records], batch_size=batch), taxonomy, thresholds,
+        np.array([[p.scores[n] for n in taxonomy.names] for p in test_preds]), taxonomy, thresholds,
     ) if test_records else {}
+    if aux_tasks:
+        val_metrics["auxiliary"] = auxiliary_metrics(val_records, clf.predict([r["text"] for r in val_records],
+                                                                               batch_size=batch), aux_tasks)
+        test_metrics["auxiliary"] = auxiliary_metrics(test_records, test_preds, aux_tasks) if test_records else {}
     wall = time.time() - started
     run_info = {
         "model_name": cls_args.model_name or out.name,
@@ -495,6 +523,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "train_on_all_windows": model_args.train_on_all_windows,
         "train_rows": len(train_ds),
         "linear_probe": probe_record,
+        "auxiliary_loss_weights": {t.name: aux_weights[t.name] for t in aux_tasks},
         "use_pos_weight": cls_args.use_pos_weight,
         "pos_weight_cap": cls_args.pos_weight_cap,
         "calibration": calibration,

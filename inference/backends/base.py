@@ -23,3 +23,8 @@ class Backend(Protocol):
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Return float32 logits of shape ``(batch, num_labels)`` for int64 inputs."""
         ...
+
+    def outputs(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output in one pass: ``"logits"`` and, for a model with auxiliary heads, one
+        float32 array of shape ``(batch, num_classes)`` per task name (``"actor"``, ``"text_type"``)."""
+        ...

@@ -40,6 +40,8 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_name = self.session.get_outputs()[0].name
+        #: every output; auxiliary heads are exported as ``<task>_logits`` after ``logits``
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.path = path
         self.device = "cuda" if providers[0] == "CUDAExecutionProvider" else "cpu"
         self.name = "onnx-int8" if path.name.endswith(".int8.onnx") else "onnx"
@@ -48,3 +50,9 @@ class OnnxBackend:
         feeds = {name: batch[name] for name in self.input_names}
         (out,) = self.session.run([self.output_name], feeds)
         return np.asarray(out, dtype=np.float32)
+
+    def outputs(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {name: batch[name] for name in self.input_names}
+        values = self.session.run(self.output_names, feeds)
+        return {("logits" if name == self.output_name else name.removesuffix("_logits")):
+                np.asarray(value, dtype=np.float32) for name, value in zip(self.output_names, values, strict=True)}

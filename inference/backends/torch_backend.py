@@ -51,10 +51,16 @@ class TorchBackend:
         model = load_sequence_classifier(str(model_dir))
         return cls(model, device=device, num_threads=num_threads)
 
-    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def outputs(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
+
+        from inference.auxiliary_heads import auxiliary_logits
 
         with torch.inference_mode():
             inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self.input_names}
-            out = self.model(**inputs).logits
-        return out.float().cpu().numpy()
+            out = {"logits": self.model(**inputs).logits}
+            out.update(auxiliary_logits(self.model))
+        return {name: value.float().cpu().numpy() for name, value in out.items()}
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.outputs(batch)["logits"]

@@ -91,7 +91,7 @@ def test_long_text_violation_after_600_tokens_is_found(clf: Classifier) -> None:
     thresholds = np.array([clf.thresholds[n] for n in clf.labels])
 
     def window_labels(window) -> set[str]:
-        probs = 1 / (1 + np.exp(-clf._max_logits([window], 1, batch_size=1)[0]))
+        probs = 1 / (1 + np.exp(-clf._aggregate([window], 1, batch_size=1)[0][0]))
         return {n for n, p, t in zip(clf.labels, probs, thresholds, strict=True) if p >= t}
 
     found = []
