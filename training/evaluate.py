@@ -27,6 +27,8 @@ from inference.taxonomy import Taxonomy, load_taxonomy
 from training import metric_suite, plots
 from training.baseline import TfidfBaseline
 from training.data import DEFAULT_DATA_DIR, DataError, label_matrix, load_splits, read_jsonl
+from training.real_eval import false_flags, real_markdown, real_report
+from training.real_texts import REAL_DIR, read_real_jsonl
 from training.robustness import DEFAULT_SUITE, load_suite, run_suite
 
 
@@ -150,6 +152,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     predictors: dict[str, Any] = {}
     probs = thresholds = y_pred = None
     model_info: dict[str, Any] = {}
+    real_records = _real_test_records(args, taxonomy)
+    real_systems: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    auxiliary = None
     if not args.baseline_only:
         clf = Classifier.from_pretrained(args.model_dir, backend=args.backend, device=args.device,
                                          threshold=args.threshold)
@@ -159,6 +164,15 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         y_pred = (probs >= thresholds).astype(int)
         systems["model"] = metric_suite.full_report(records, y_true, y_pred, probs, labels,
                                                     n_boot=args.bootstrap, seed=args.seed)
+        systems["model"]["false_flags"] = false_flags(records, y_pred)
+        if clf.auxiliary_tasks:
+            from training.auxiliary_training import auxiliary_metrics
+
+            auxiliary = auxiliary_metrics(records, preds, clf.auxiliary_tasks)
+        if real_records:
+            real_preds = clf.predict([r["text"] for r in real_records], batch_size=args.batch_size)
+            r_probs = np.array([[p.scores[n] for n in labels] for p in real_preds])
+            real_systems["model"] = ((r_probs >= thresholds).astype(int), r_probs)
         predictors["model"] = lambda ts: [p.labels for p in clf.predict(list(ts), batch_size=args.batch_size)]
         train_info = {}
         metrics_file = Path(args.model_dir) / "metrics.json"
@@ -178,11 +192,21 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         b_pred = base.predict(texts)
         baseline_metrics = metric_suite.full_report(records, y_true, b_pred, b_probs, labels,
                                                     n_boot=args.bootstrap, seed=args.seed)
+        baseline_metrics["false_flags"] = false_flags(records, b_pred)
         systems["TF-IDF + LR baseline"] = baseline_metrics
+        if real_records:
+            real_texts = [r["text"] for r in real_records]
+            real_systems["TF-IDF + LR baseline"] = (base.predict(real_texts), base.predict_proba(real_texts))
         predictors["baseline"] = lambda ts: [[labels[i] for i in np.flatnonzero(row)] for row in base.predict(list(ts))]
         if args.baseline_only:
             probs, y_pred, thresholds = b_probs, b_pred, base.thresholds
     robustness = _robustness(args, taxonomy, predictors)
+    real_test = None
+    if real_records and real_systems:
+        real_test = {"data": str(args.real_test), "num_examples": len(real_records),
+                     "sites": len({r["site"] for r in real_records}),
+                     "systems": real_report(real_records, label_matrix(real_records, taxonomy), real_systems,
+                                            labels, n_boot=args.bootstrap, seed=args.seed)}
     primary = systems.get("model") or systems["TF-IDF + LR baseline"]
     assert probs is not None and y_pred is not None and thresholds is not None
 
@@ -214,6 +238,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "model": model_info or None,
         "systems": systems,
         "robustness": {k: v["summary"] for k, v in robustness.items()} if robustness else None,
+        "real_test": real_test,
+        "auxiliary": auxiliary,
         "seconds": time.time() - started,
     }
     write_json(out / "metrics.json", result)
@@ -221,6 +247,17 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         write_json(out / "robustness.json", robustness)
     atomic_write_text(out / "report.md", render_report(result, labels, plot_files, robustness))
     return result
+
+
+def _real_test_records(args: argparse.Namespace, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """The real test passages to report beside the main data (none with ``--no-real-test``, when
+    the file is absent, or when the main data is that same file)."""
+    path = Path(args.real_test)
+    if args.no_real_test or not path.is_file():
+        return []
+    if args.data and Path(args.data).resolve() == path.resolve():
+        return []
+    return read_real_jsonl(path, taxonomy)
 
 
 def render_report(result: dict[str, Any], labels: Sequence[str], plot_files: dict[str, Path],
@@ -242,7 +279,16 @@ def render_report(result: dict[str, Any], labels: Sequence[str], plot_files: dic
                         if model.get("offline_standin") else ""))
         lines.append("- thresholds: " + (f"override {model['threshold_override']}" if model.get("threshold_override")
                                           else "the model's thresholds.json (tuned on validation)"))
-    lines += ["", "## Headline", "", headline_table(systems), "",
+    lines += ["", "## Headline", "", headline_table(systems), ""]
+    real = result.get("real_test")
+    if real:
+        lines += ["## Real published text", "",
+                  real_markdown(real["systems"], real["data"], real["num_examples"], real["sites"], systems)]
+    if result.get("auxiliary"):
+        from training.auxiliary_training import auxiliary_markdown
+
+        lines += ["## Auxiliary outputs (actor, text type)", "", auxiliary_markdown(result["auxiliary"])]
+    lines += [
               f"## Per label ({primary_name})", "",
               per_label_table(primary, labels, model.get("thresholds"), baseline), "",
               f"![per-label F1]({plot_files['per_label_f1'].name})", "",
@@ -284,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also train and report the TF-IDF baseline (default: on)")
     parser.add_argument("--baseline-only", action="store_true", help="evaluate only the TF-IDF baseline")
+    parser.add_argument("--real-test", default=str(REAL_DIR / "test.jsonl"),
+                        help="real published passages reported beside the main data (default: data/real/test.jsonl)")
+    parser.add_argument("--no-real-test", action="store_true", help="do not report the real test passages")
     parser.add_argument("--robustness", default=str(DEFAULT_SUITE), help="robustness suite YAML")
     parser.add_argument("--no-robustness", action="store_true")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0 = no CIs)")
@@ -309,6 +358,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(headline_table(result["systems"]))
+    if result.get("real_test"):
+        for name, m in result["real_test"]["systems"].items():
+            print(f"real test ({result['real_test']['num_examples']} passages), {name}: micro-F1 {m['micro_f1']:.3f} "
+                  f"macro-F1 {m['macro_f1']:.3f} any-violation F1 {m['any_violation_f1']:.3f}, false-flag rate on "
+                  f"negatives {m['false_flags']['false_flag_rate']:.3f}")
     if result.get("robustness"):
         first = next(iter(result["robustness"].values()))
         print(f"robustness pass rate: {first['overall']['pass_rate']:.1%}")

@@ -81,6 +81,9 @@ class DataArguments:
     data_dir: str = field(default=str(DEFAULT_DATA_DIR),
                           metadata={"help": "Folder with train/validation/test .jsonl files."})
     taxonomy: str | None = field(default=None, metadata={"help": "taxonomy.yaml (default: data/taxonomy.yaml)."})
+    extra_train_data: list[str] = field(default_factory=list, metadata={
+        "help": "More training examples: JSONL files in the dataset schema added to the train split, e.g. "
+                "data/real/train.jsonl (the real published passages' training part)."})
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use a seeded random sample of N training examples (quick runs)."})
     max_eval_samples: int | None = field(
@@ -377,6 +380,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     taxonomy = load_taxonomy(data_args.taxonomy)
     splits = load_splits(data_args.data_dir, taxonomy)
     train_records = subset_records(splits["train"], data_args.max_train_samples, training_args.seed)
+    extra_records = read_extra_train_data(data_args.extra_train_data, taxonomy)
+    train_records = train_records + extra_records
     val_records = subset_records(splits["validation"], data_args.max_eval_samples, training_args.seed)
     test_records = subset_records(splits["test"], data_args.max_eval_samples, training_args.seed)
     try:
@@ -546,6 +551,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "world_size": training_args.world_size,
         "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "num_train": len(train_records),
+        "extra_train_data": {path: n for path, n in
+                             zip(data_args.extra_train_data, _count_per_file(data_args.extra_train_data), strict=True)},
         "num_validation": len(val_records),
         "num_test": len(test_records),
         "taxonomy_version": taxonomy.version,
@@ -579,6 +586,23 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     if push is not None:
         push.publish(out)
     return metrics
+
+
+def read_extra_train_data(paths: Sequence[str], taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """Records of the ``--extra-train-data`` files (errors name the file and line)."""
+    from training.data import DataError, read_jsonl
+
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            records += read_jsonl(path, taxonomy)
+        except (DataError, FileNotFoundError) as exc:
+            raise SystemExit(f"error: --extra-train-data: {exc}") from exc
+    return records
+
+
+def _count_per_file(paths: Sequence[str]) -> list[int]:
+    return [sum(1 for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip()) for p in paths]
 
 
 def _data_summary(splits: dict[str, list[dict[str, Any]]], taxonomy: Taxonomy, data_dir: str) -> str:
