@@ -443,6 +443,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
           f"({s['negatives'] / s['total']:.1%})   >150 words: {s['long_texts']}")
     print(f"negative kinds: {s['negative_kinds']}")
     print(f"registers: {s['register']}")
+    real_errors = _validate_real_texts(args)
+    report.errors += real_errors
     if report.ok:
         print(f"\nOK: {s['total']} examples, no duplicates or near-duplicates "
               f"(char 5-gram Jaccard >= {args.threshold}).")
@@ -451,6 +453,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for err in report.errors:
         print(f"  - {err}", file=sys.stderr)
     return 1
+
+
+def _validate_real_texts(args: argparse.Namespace) -> list[str]:
+    """The real published passages (``data/real``) beside this dataset, when they exist."""
+    from training.real_texts import REAL_DIR, validate_real
+
+    real_dir = Path(args.real_dir) if args.real_dir else REAL_DIR
+    if args.no_real or not real_dir.is_dir():
+        return []
+    try:
+        errors, stats = validate_real(real_dir, Path(args.data_dir), minimums=not args.no_minimums)
+    except (DataError, FileNotFoundError) as exc:
+        return [f"real passages: {exc}"]
+    print(f"real passages ({real_dir}): {stats['total']} from {stats['sites']} sites, "
+          + ", ".join(f"{k} {v['total']}" for k, v in stats["splits"].items())
+          + f"; hard negatives {stats['hard_negative_share']:.0%}")
+    return [f"real passages: {e}" for e in errors]
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
@@ -535,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="near-duplicate Jaccard threshold (character 5-grams)")
     v.add_argument("--no-minimums", action="store_true",
                    help="skip the project dataset's content minimums (for your own data)")
+    v.add_argument("--real-dir", default=None,
+                   help="real published passages checked beside the dataset (default: data/real)")
+    v.add_argument("--no-real", action="store_true", help="skip the real published passages")
     v.set_defaults(func=_cmd_validate)
     st = sub.add_parser("stats", help="print label and register statistics")
     st.add_argument("--json", action="store_true")

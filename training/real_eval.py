@@ -63,8 +63,9 @@ def real_markdown(report: Mapping[str, Any], source: str, n_texts: int, n_sites:
     for name, m in report.items():
         if hand_written and name in hand_written:
             h = hand_written[name]
+            rate = h.get("false_flags", {}).get("false_flag_rate", float("nan"))
             lines.append(f"| {name} | hand-written | {ci(h, 'micro_f1')} | {ci(h, 'macro_f1')} | "
-                         f"{ci(h, 'any_violation_f1')} | {h.get('false_flags', {}).get('false_flag_rate', float('nan')):.3f} |")
+                         f"{ci(h, 'any_violation_f1')} | {rate:.3f} |")
         f = m["false_flags"]
         lines.append(f"| {name} | **real** | {ci(m, 'micro_f1')} | {ci(m, 'macro_f1')} | {ci(m, 'any_violation_f1')} | "
                      f"{f['false_flag_rate']:.3f} ({f['false_flags']}/{f['negatives']}) |")

@@ -15,7 +15,6 @@ there). Transformer backbones are compared the same way by training with and wit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,8 +65,8 @@ def compare_baselines(data_dir: str | Path = DEFAULT_DATA_DIR, real_dir: str | P
 
 def markdown(result: dict[str, Any]) -> str:
     """The comparison as a markdown table (one row per recipe and test set)."""
-    rows = ["| training data | scored on | micro-F1 [95% CI] | macro-F1 [95% CI] | any-violation F1 | false-flag rate |",
-            "|---|---|---|---|---:|---:|"]
+    rows = ["| training data | scored on | micro-F1 [95% CI] | macro-F1 [95% CI] | any-violation F1 "
+            "| false-flag rate |", "|---|---|---|---|---:|---:|"]
     for recipe, sets in result["results"].items():
         for name, m in sets.items():
             def ci(key: str, m: dict[str, Any] = m) -> str:

@@ -103,8 +103,9 @@ def read_real_jsonl(path: str | Path, taxonomy: Taxonomy) -> list[dict[str, Any]
     return records
 
 
-def load_real_splits(real_dir: str | Path = REAL_DIR, taxonomy: Taxonomy | None = None) -> dict[str, list[dict[str, Any]]]:
-    """``{"train": [...], "test": [...]}`` from ``real_dir`` (missing files give ``[]``)."""
+def load_real_splits(real_dir: str | Path = REAL_DIR,
+                     taxonomy: Taxonomy | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{"train": [...], "validation": [...], "test": [...]}`` from ``real_dir`` (missing files give ``[]``)."""
     taxonomy = taxonomy or load_taxonomy()
     folder = Path(real_dir)
     return {s: read_real_jsonl(folder / f"{s}.jsonl", taxonomy) if (folder / f"{s}.jsonl").is_file() else []
