@@ -5,8 +5,9 @@
 Writes ``DIR/onnx/model.onnx`` and, with ``--quantize int8``, ``DIR/onnx/model.int8.onnx``, plus
 ``DIR/onnx/export_report.json``. Steps: ``torch.onnx.export`` with dynamic batch and sequence
 axes; the ONNX Runtime transformer optimizer (attention and layer-norm fusion) for BERT-family
-models; ``onnxruntime.quantization.quantize_dynamic`` (per-channel) for int8, falling back to
-keeping more of the model in fp32 when full int8 changes too many labels. Before anything
+models; for int8, the schemes of :mod:`inference.int8_schemes` in turn (dynamic int8, static int8
+calibrated on training texts, weight-only 8-bit blocks, then dynamic int8 with more and more
+layers in fp32) until one keeps the predictions. Before anything
 is written in place, the PyTorch model and each ONNX file score the same texts (the model's validation split,
 or ``--check-data``); the export is refused (exit code 1, nothing replaced) when the **label
 agreement** -- the share of (text, label) decisions that are the same as PyTorch's -- falls below
@@ -160,41 +161,26 @@ def optimize(source: Path, target: Path, config: dict[str, Any]) -> bool:
     return True
 
 
-def quantize_int8(source: Path, target: Path, keep_fp32: Sequence[str] = ()) -> None:
-    """Dynamic int8 quantisation of the weights, per output channel (activations are quantised
-    on the fly), leaving the nodes named in ``keep_fp32`` in float. Per-channel scales roughly
-    halve the label flips of per-tensor scales on the models measured here."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def calibration_batches(model_dir: Path, input_names: Sequence[str], limit: int = 64,
+                        batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    """Padded input batches of training texts for static int8 calibration (``[]`` when the
+    model's training split is not where it was)."""
+    from inference.modeldir import read_model_info
+    from inference.text import normalize_text
+    from inference.windows import WindowTokenizer
 
-    # Fused ORT ops (com.microsoft domain) defeat ONNX shape inference; their outputs are float.
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=list(keep_fp32),
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-
-
-def int8_schemes(model_file: Path) -> list[tuple[str, list[str]]]:
-    """Quantisation schemes from most to least aggressive, tried in order until one keeps both
-    agreements. The classification layer turns every error of its input straight into a logit
-    error, and is tiny, so the second scheme keeps it (and only it) in float. BERT feed-forward
-    layers carry the activation outliers that dynamic int8 handles worst, so the fallbacks then
-    keep their output and then also their input projection in float (named after the Hugging
-    Face module paths in the exported graph)."""
-    import onnx
-
-    names = [n.name for n in onnx.load(str(model_file), load_external_data=False).graph.node
-             if n.op_type in {"MatMul", "Gemm"}]
-    head = [n for n in names if "/classifier/" in n or "/auxiliary_heads/" in n]
-    ffn_out = [n for n in names if "/output/dense/" in n and "/attention/" not in n]
-    ffn_in = [n for n in names if "/intermediate/dense/" in n]
-    schemes: list[tuple[str, list[str]]] = [("all weights int8", [])]
-    if head:
-        schemes.append(("classifier layer in fp32", head))
-    if ffn_out:
-        schemes.append(("feed-forward output in fp32", head + ffn_out))
-    if ffn_in:
-        schemes.append(("feed-forward layers in fp32", head + ffn_out + ffn_in))
-    return schemes
+    validation = default_check_data(model_dir)
+    train = validation.with_name("train.jsonl") if validation is not None else None
+    if train is None or not train.is_file():
+        return []
+    info = read_model_info(model_dir)
+    tok = WindowTokenizer.from_dir(model_dir, info.max_length, info.stride)
+    windows = tok.windows([normalize_text(t) for t in read_check_texts(train, limit)])
+    batches = []
+    for start in range(0, len(windows), batch_size):
+        padded = tok.pad(windows[start:start + batch_size])
+        batches.append({name: padded[name] for name in input_names})
+    return batches
 
 
 def _passes(result: dict[str, Any], min_agreement: float, min_label_set: float) -> bool:
@@ -235,6 +221,37 @@ def drift(model_dir: Path, onnx_file: Path, texts: Sequence[str], reference: lis
         result[f"{task.name}_max_abs_score_diff"] = float(max(
             abs(a.scores[c] - b.scores[c]) for a, b in pairs if a is not None for c in b.scores))
     return result
+
+
+def _try_int8_schemes(path: Path, fp32: Path, int8: Path, texts: Sequence[str], reference: list[Any],
+                      input_names: Sequence[str], min_agreement: float, min_label_set: float) -> dict[str, Any]:
+    """Quantise with each scheme in turn until one passes the drift gate; the report of the last
+    scheme written, with every scheme's figures (or the error that stopped it) under
+    ``schemes_tried``."""
+    from inference.int8_schemes import int8_schemes
+
+    tried: list[dict[str, Any]] = []
+    result: dict[str, Any] | None = None
+    for scheme in int8_schemes(fp32, calibration_batches(path, input_names)):
+        started = time.time()
+        raw = fp32.with_name("raw.onnx")
+        source = raw if scheme.from_unoptimized and raw.is_file() else fp32
+        try:
+            scheme.quantize(source, int8)
+        except Exception as exc:  # a scheme this graph or runtime cannot take: try the next
+            tried.append({"scheme": scheme.name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            continue
+        seconds = time.time() - started
+        result = drift(path, int8, texts, reference) | {"scheme": scheme.name, "fp32_nodes": scheme.fp32_nodes,
+                                                        "quantize_seconds": seconds}
+        tried.append({k: v for k, v in result.items()
+                      if k in {"scheme", "file_mb", "quantize_seconds"} or k.endswith("_agreement")})
+        if _passes(result, min_agreement, min_label_set):
+            break
+    if result is None:
+        raise ExportRefused("no int8 scheme could be written: " + "; ".join(f"{t['scheme']}: {t['error']}"
+                                                                           for t in tried))
+    return result | {"schemes_tried": tried}
 
 
 def export_model(
@@ -285,15 +302,8 @@ def export_model(
         report[ONNX_FP32_FILE] = drift(path, fp32, texts, reference)
         if quantize == "int8":
             int8 = work / "model.int8.onnx"
-            tried = []
-            for scheme, keep in int8_schemes(fp32):
-                quantize_int8(fp32, int8, keep)
-                result = drift(path, int8, texts, reference) | {"scheme": scheme, "fp32_nodes": len(keep)}
-                tried.append({k: v for k, v in result.items()
-                              if k in {"scheme", "file_mb"} or k.endswith("_agreement")})
-                if _passes(result, min_agreement, min_label_set_agreement):
-                    break
-            report[ONNX_INT8_FILE] = result | {"schemes_tried": tried}
+            report[ONNX_INT8_FILE] = _try_int8_schemes(path, fp32, int8, texts, reference, report["inputs"],
+                                                       min_agreement, min_label_set_agreement)
             outputs[ONNX_INT8_FILE] = int8
         failed = {rel: r for rel, r in report.items()
                   if rel in outputs and not _passes(r, min_agreement, min_label_set_agreement)}
@@ -303,6 +313,7 @@ def export_model(
             hint = ""
             if ONNX_INT8_FILE in failed:
                 schemes = "; ".join(f"{t['scheme']} {t['label_agreement']:.2%} / {t['label_set_agreement']:.2%}"
+                                    if "error" not in t else f"{t['scheme']} failed"
                                     for t in report[ONNX_INT8_FILE]["schemes_tried"])
                 hint = (f" int8 schemes tried (decisions / label sets): {schemes}. "
                         "Use --quantize none to export fp32 only.")

@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import MINI_DATA, PY, python_env
 
@@ -126,29 +127,43 @@ def test_cli_can_pick_the_fp32_onnx_file(exported: Path, tmp_path: Path) -> None
     assert [r["labels"].split(";") if r["labels"] else [] for r in rows] == [p.labels for p in torch_preds]
 
 
-def test_int8_falls_back_to_fp32_feed_forward_layers(exported: Path) -> None:
-    from inference.export import int8_schemes, quantize_int8
+def test_int8_schemes_go_from_all_int8_to_fp32_fallbacks(exported: Path) -> None:
+    from inference.export import calibration_batches
+    from inference.int8_schemes import int8_schemes
 
     fp32 = exported / "onnx" / "model.onnx"
-    schemes = int8_schemes(fp32)
-    assert [name for name, _ in schemes] == ["all weights int8", "classifier layer in fp32",
-                                             "feed-forward output in fp32", "feed-forward layers in fp32"]
+    calibration = calibration_batches(exported, ["input_ids", "attention_mask", "token_type_ids"])
+    assert calibration and calibration[0]["input_ids"].dtype == np.int64
+    schemes = int8_schemes(fp32, calibration)
+    assert [s.name for s in schemes] == [
+        "all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 32)",
+        "weight-only int8 (blocks of 32), 4-bit embedding blocks", "classifier layer in fp32",
+        "feed-forward output in fp32", "feed-forward layers in fp32"]
     layers = json.loads((exported / "config.json").read_text("utf-8"))["num_hidden_layers"]
-    assert len(schemes[1][1]) == 1 and "/classifier/" in schemes[1][1][0]
-    assert len(schemes[2][1]) == 1 + layers and len(schemes[3][1]) == 1 + 2 * layers
+    assert [s.fp32_nodes for s in schemes] == [0, 0, 0, 0, 1, 1 + layers, 1 + 2 * layers]
     report = json.loads((exported / "onnx" / "export_report.json").read_text("utf-8"))
     assert report["onnx/model.int8.onnx"]["schemes_tried"][0]["scheme"] == "all weights int8"
 
     sizes = {}
-    for name, keep in schemes:
-        target = exported.parent / f"{len(keep)}.int8.onnx"
-        quantize_int8(fp32, target, keep)
-        sizes[name] = target.stat().st_size
+    for scheme in schemes:
+        target = exported.parent / f"{scheme.name}.onnx"
+        scheme.quantize(fp32, target)
+        sizes[scheme.name] = target.stat().st_size
+        clf = Classifier.from_pretrained(exported, backend="onnx", onnx_file=str(target))
+        assert len(clf.predict(TEXTS[:4])) == 4  # every scheme writes a model ONNX Runtime runs
     # Each fallback keeps more weights in float, so the file grows but stays below fp32.
     # (the tiny head is too small for ORT to quantise at all, so that step may not grow the file)
     assert (sizes["all weights int8"] <= sizes["classifier layer in fp32"] < sizes["feed-forward output in fp32"]
             < sizes["feed-forward layers in fp32"])
-    assert sizes["feed-forward layers in fp32"] < fp32.stat().st_size
+    assert max(sizes.values()) < fp32.stat().st_size
+
+
+def test_every_scheme_tried_is_reported_when_all_fail(model_copy: Path) -> None:
+    with pytest.raises(ExportRefused) as err:
+        export_model(model_copy, check_data=CHECK, quantize="int8", min_agreement=1.01)
+    for name in ("all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 32)",
+                 "feed-forward layers in fp32"):
+        assert name in str(err.value)
 
 
 def test_refusal_names_the_int8_schemes_tried(model_copy: Path) -> None:

@@ -1,0 +1,162 @@
+"""The int8 quantisation schemes the ONNX export tries, from fastest to most faithful.
+
+The export (:mod:`inference.export`) tries them in order and keeps the first whose predictions
+agree with PyTorch closely enough (its drift gate). Measured on the trained models in
+``docs/benchmarks.md``:
+
+1. **dynamic int8, all weights** (``quantize_dynamic``, per-channel): weights int8, activations
+   quantised on the fly per tensor. Fastest; BERT activation outliers make it the least faithful.
+2. **static int8 (QDQ)**, calibrated on training texts: activation ranges fixed in advance from
+   real windows of the training split, weights per channel.
+3. **weight-only int8** (``MatMulNBits``, blocks of 32 weights, each with its own scale): the
+   matrix weights are stored in 8 bits and expanded to float at run time; activations stay
+   float, so small blocks keep outliers local. The word embeddings are int8 per tensor, or, in
+   a second variant, 4-bit blocks (``GatherBlockQuantized``).
+4. **dynamic int8 with fp32 fallbacks**: the classification layer, then the feed-forward output,
+   then all feed-forward layers kept in float (each larger and more faithful than the last).
+
+Needs ``onnx`` and ``onnxruntime`` (the ``[onnx]`` extra; the weight-only scheme also needs
+``onnx-ir``, which that extra installs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Quantizer = Callable[[Path, Path], None]
+
+
+@dataclass(frozen=True)
+class Int8Scheme:
+    """One way of writing ``model.int8.onnx`` from the fp32 file."""
+
+    name: str
+    quantize: Quantizer
+    #: nodes left in float (0 for the all-int8 schemes)
+    fp32_nodes: int = 0
+    #: quantise the exported graph before the ORT transformer optimizer fused it (static
+    #: calibration cannot place ranges inside the fused attention ops); the runtime fuses the
+    #: quantised graph when it loads it
+    from_unoptimized: bool = False
+
+
+def dynamic_int8(keep_fp32: Sequence[str] = ()) -> Quantizer:
+    """Dynamic int8 quantisation of the weights, per output channel, leaving ``keep_fp32`` nodes
+    in float. Per-channel scales roughly halve the label flips of per-tensor scales."""
+
+    def run(source: Path, target: Path) -> None:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        # Fused ORT ops (com.microsoft domain) defeat ONNX shape inference; their outputs are float.
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=list(keep_fp32),
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return run
+
+
+def static_int8(calibration: Sequence[dict[str, np.ndarray]]) -> Quantizer:
+    """Static int8 in QDQ format: activation ranges calibrated (min-max) on ``calibration``
+    batches, weights per channel, word embeddings included."""
+
+    def run(source: Path, target: Path) -> None:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        class Feeds(CalibrationDataReader):
+            def __init__(self) -> None:
+                self._batches: Iterator[dict[str, np.ndarray]] = iter(calibration)
+
+            def get_next(self) -> dict[str, np.ndarray] | None:
+                return next(self._batches, None)
+
+        quantize_static(str(source), str(target), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                        op_types_to_quantize=["MatMul", "Gather"],
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return run
+
+
+def weight_only_int8(block_size: int = 32, embedding_bits: int = 8) -> Quantizer:
+    """Weight-only blocks: ``MatMulNBits`` 8-bit for the matrix products, one scale per
+    ``block_size`` weights; activations stay float. The word embeddings (a ``Gather``, which
+    ``MatMulNBits`` quantises in 4 bits only) are either int8 per tensor (``embedding_bits=8``,
+    ``quantize_dynamic``) or 4-bit blocks (``embedding_bits=4``, ``GatherBlockQuantized``: exact
+    for weights that were 4-bit blocks to begin with, like the offline e5 image's)."""
+    if embedding_bits not in (4, 8):
+        raise ValueError(f"embedding_bits must be 4 or 8, got {embedding_bits}")
+
+    def run(source: Path, target: Path) -> None:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
+        )
+
+        def blocks(model: onnx.ModelProto, op: str, bits: int) -> onnx.ModelProto:
+            axis = 0 if op == "MatMul" else 1
+            config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
+                                                  op_types_to_quantize=(op,), quant_axes=((op, axis),))
+            quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=True,
+                                             algo_config=config)
+            quantizer.process()
+            return quantizer.model.model
+
+        model = blocks(onnx.load(str(source)), "MatMul", 8)
+        if embedding_bits == 4:
+            onnx.save(blocks(model, "Gather", 4), str(target))
+            return
+        staged = target.with_name(target.name + ".matmul")
+        onnx.save(model, str(staged))
+        try:
+            quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            staged.unlink(missing_ok=True)
+    return run
+
+
+def fp32_fallback_nodes(model_file: Path) -> list[tuple[str, list[str]]]:
+    """The dynamic scheme's fallbacks: node names kept in float, from fewest to most.
+
+    The classification layers (violation and auxiliary heads) turn every error of their input
+    straight into a logit error and are tiny; BERT feed-forward layers carry the activation
+    outliers that dynamic int8 handles worst (named after the Hugging Face module paths)."""
+    import onnx
+
+    names = [n.name for n in onnx.load(str(model_file), load_external_data=False).graph.node
+             if n.op_type in {"MatMul", "Gemm"}]
+    head = [n for n in names if "/classifier/" in n or "/auxiliary_heads/" in n]
+    ffn_out = [n for n in names if "/output/dense/" in n and "/attention/" not in n]
+    ffn_in = [n for n in names if "/intermediate/dense/" in n]
+    out: list[tuple[str, list[str]]] = []
+    if head:
+        out.append(("classifier layer in fp32", head))
+    if ffn_out:
+        out.append(("feed-forward output in fp32", head + ffn_out))
+    if ffn_in:
+        out.append(("feed-forward layers in fp32", head + ffn_out + ffn_in))
+    return out
+
+
+def int8_schemes(model_file: Path, calibration: Sequence[dict[str, np.ndarray]] | None = None) -> list[Int8Scheme]:
+    """Every scheme in the order the export tries them (see the module docstring)."""
+    schemes = [Int8Scheme("all weights int8", dynamic_int8())]
+    if calibration:
+        schemes.append(Int8Scheme("static int8 (QDQ, calibrated)", static_int8(calibration), from_unoptimized=True))
+    schemes.append(Int8Scheme("weight-only int8 (blocks of 32)", weight_only_int8(32, 8)))
+    schemes.append(Int8Scheme("weight-only int8 (blocks of 32), 4-bit embedding blocks", weight_only_int8(32, 4)))
+    schemes += [Int8Scheme(name, dynamic_int8(keep), len(keep)) for name, keep in fp32_fallback_nodes(model_file)]
+    return schemes
