@@ -34,8 +34,10 @@ def _seconds(clf: Any, texts: Sequence[str], repeats: int) -> float:
 
 
 def compare(model_dir: str | Path, check_data: str | Path | None = None, limit: int = 364,
-            timing_texts: int = 128, repeats: int = 2, num_threads: int | None = 1) -> dict[str, Any]:
-    """Rows of figures, one for fp32 ONNX and one per int8 scheme (see the module docstring)."""
+            timing_texts: int = 128, repeats: int = 2, num_threads: int | None = 1,
+            only: Sequence[str] = ()) -> dict[str, Any]:
+    """Rows of figures, one for fp32 ONNX and one per int8 scheme (see the module docstring);
+    ``only`` keeps the schemes whose name contains one of its strings."""
     from inference.classifier import Classifier
     from inference.export import calibration_batches, default_check_data, drift, export_fp32, optimize, read_check_texts
     from inference.int8_schemes import int8_schemes
@@ -57,6 +59,8 @@ def compare(model_dir: str | Path, check_data: str | Path | None = None, limit: 
         optimize(raw, fp32, read_json(path / "config.json"))
         files = [("fp32 (optimised)", fp32, 0.0)]
         for scheme in int8_schemes(fp32, calibration_batches(path, names)):
+            if only and not any(part in scheme.name for part in only):
+                continue
             target = work / f"scheme-{len(files)}.onnx"
             started = time.perf_counter()
             try:
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=364, help="check texts for the agreements")
     parser.add_argument("--timing-texts", type=int, default=128, help="texts timed per file")
     parser.add_argument("--num-threads", type=int, default=1, help="threads for every engine (same for all)")
+    parser.add_argument("--only", nargs="+", default=[], help="schemes whose name contains one of these")
     parser.add_argument("--output", default=None, help="also write the figures to this JSON file")
     return parser
 
@@ -109,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m inference.int8_comparison``."""
     args = build_parser().parse_args(argv)
     try:
-        result = compare(args.model_dir, args.check_data, args.limit, args.timing_texts, num_threads=args.num_threads)
+        result = compare(args.model_dir, args.check_data, args.limit, args.timing_texts, num_threads=args.num_threads,
+                         only=args.only)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
