@@ -137,10 +137,9 @@ def test_int8_schemes_go_from_all_int8_to_fp32_fallbacks(exported: Path) -> None
     schemes = int8_schemes(fp32, calibration)
     assert [s.name for s in schemes] == [
         "all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 32)",
-        "weight-only int8 (blocks of 32), 4-bit embedding blocks", "classifier layer in fp32",
-        "feed-forward output in fp32", "feed-forward layers in fp32"]
+        "classifier layer in fp32", "feed-forward output in fp32", "feed-forward layers in fp32"]
     layers = json.loads((exported / "config.json").read_text("utf-8"))["num_hidden_layers"]
-    assert [s.fp32_nodes for s in schemes] == [0, 0, 0, 0, 1, 1 + layers, 1 + 2 * layers]
+    assert [s.fp32_nodes for s in schemes] == [0, 0, 0, 1, 1 + layers, 1 + 2 * layers]
     report = json.loads((exported / "onnx" / "export_report.json").read_text("utf-8"))
     assert report["onnx/model.int8.onnx"]["schemes_tried"][0]["scheme"] == "all weights int8"
 
