@@ -177,3 +177,38 @@ def test_label_set_gate_refuses_on_its_own(model_copy: Path) -> None:
         export_model(model_copy, check_data=CHECK, quantize=None, min_agreement=0.0, min_label_set_agreement=1.01)
     assert "onnx/model.onnx: decisions 100.00%, label sets 100.00%" in str(err.value)
     assert not (model_copy / "onnx" / "model.onnx").exists()
+
+
+def test_embedding_rows_are_int8_with_one_scale_per_row() -> None:
+    """The weight-only scheme's embedding table: each row keeps its own scale, so a row of tiny
+    values is not flattened to zero by the largest row (as one scale per table would)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from inference.int8_schemes import quantize_embedding_rows, word_embedding_gather
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(50, 8)).astype(np.float32)
+    table[3] *= 1e-3  # a row of small values next to rows a thousand times larger
+    small = np.zeros((4, 8), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["vectors"], name="word"),
+         helper.make_node("Gather", ["small", "ids2"], ["other"], name="pos")],
+        "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+              helper.make_tensor_value_info("ids2", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, [None, 8]),
+         helper.make_tensor_value_info("other", TensorProto.FLOAT, [None, 8])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(small, "small")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert word_embedding_gather(model) == "word"
+    quantize_embedding_rows(model, "word")
+    onnx.checker.check_model(model)
+    names = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert "table" not in names and names["table_int8"].dtype == np.int8 and names["table_row_scale"].shape == (50, 1)
+    ids = np.array([0, 3, 49, 3], dtype=np.int64)
+    session = ort.InferenceSession(model.SerializeToString())
+    vectors, _ = session.run(None, {"ids": ids, "ids2": np.array([0], dtype=np.int64)})
+    error = np.abs(vectors - table[ids])
+    assert (error <= np.abs(table[ids]).max(axis=1, keepdims=True) / 254 + 1e-7).all()
+    assert np.abs(vectors[1]).max() > 0  # the small row survives
