@@ -551,8 +551,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "world_size": training_args.world_size,
         "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "num_train": len(train_records),
-        "extra_train_data": {path: n for path, n in
-                             zip(data_args.extra_train_data, _count_per_file(data_args.extra_train_data), strict=True)},
+        "extra_train_data": {path: n for path, n in zip(data_args.extra_train_data,
+                                                         _count_per_file(data_args.extra_train_data), strict=True)},
         "num_validation": len(val_records),
         "num_test": len(test_records),
         "taxonomy_version": taxonomy.version,
@@ -589,11 +589,15 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
 
 
 def read_extra_train_data(paths: Sequence[str], taxonomy: Taxonomy) -> list[dict[str, Any]]:
-    """Records of the ``--extra-train-data`` files (errors name the file and line)."""
-    from training.data import DataError, read_jsonl
+    """Records of the ``--extra-train-data`` files (errors name the file and line). A relative
+    path that does not exist from the working directory is read from the repository root, so a
+    config file's ``data/real/train.jsonl`` works from any directory."""
+    from training.data import REPO_ROOT, DataError, read_jsonl
 
     records: list[dict[str, Any]] = []
     for path in paths:
+        if not Path(path).exists() and not Path(path).is_absolute() and (REPO_ROOT / path).is_file():
+            path = str(REPO_ROOT / path)
         try:
             records += read_jsonl(path, taxonomy)
         except (DataError, FileNotFoundError) as exc:
@@ -602,7 +606,10 @@ def read_extra_train_data(paths: Sequence[str], taxonomy: Taxonomy) -> list[dict
 
 
 def _count_per_file(paths: Sequence[str]) -> list[int]:
-    return [sum(1 for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip()) for p in paths]
+    from training.data import REPO_ROOT
+
+    files = [Path(p) if Path(p).exists() else REPO_ROOT / p for p in paths]
+    return [sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()) for f in files]
 
 
 def _data_summary(splits: dict[str, list[dict[str, Any]]], taxonomy: Taxonomy, data_dir: str) -> str:
