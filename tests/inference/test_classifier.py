@@ -33,7 +33,8 @@ def test_prediction_surface(clf: Classifier) -> None:
     assert p.flagged == bool(p.labels)
     d = p.to_dict()
     assert json.loads(json.dumps(d)) == d
-    assert set(d) == {"labels", "flagged", "scores", "warning", "num_windows"}
+    assert set(d) == {"labels", "flagged", "scores", "warning", "num_windows", "actor", "text_type"}
+    assert d["actor"] is None and d["text_type"] is None  # a model trained without auxiliary heads
 
 
 def test_single_string_gives_single_prediction_equal_to_list_entry(clf: Classifier) -> None:
