@@ -193,7 +193,12 @@ def apply_adjudication(records: list[dict[str, Any]], annotation_dir: Path, taxo
     for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        entry = json.loads(line)
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{file}:{lineno}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(entry, dict) or not isinstance(entry.get("final"), list):
+            raise DataError(f"{file}:{lineno}: expected an object with an 'id' and a 'final' list of labels")
         record = by_id.get(entry.get("id"))
         if record is None:
             continue  # adjudicated passage later dropped as a duplicate

@@ -380,8 +380,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     taxonomy = load_taxonomy(data_args.taxonomy)
     splits = load_splits(data_args.data_dir, taxonomy)
     train_records = subset_records(splits["train"], data_args.max_train_samples, training_args.seed)
-    extra_records = read_extra_train_data(data_args.extra_train_data, taxonomy)
-    train_records = train_records + extra_records
+    extra_by_file = read_extra_train_data(data_args.extra_train_data, taxonomy)
+    train_records = train_records + [r for records in extra_by_file.values() for r in records]
     val_records = subset_records(splits["validation"], data_args.max_eval_samples, training_args.seed)
     test_records = subset_records(splits["test"], data_args.max_eval_samples, training_args.seed)
     try:
@@ -551,8 +551,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "world_size": training_args.world_size,
         "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "num_train": len(train_records),
-        "extra_train_data": {path: n for path, n in zip(data_args.extra_train_data,
-                                                         _count_per_file(data_args.extra_train_data), strict=True)},
+        "extra_train_data": {path: len(records) for path, records in extra_by_file.items()},
         "num_validation": len(val_records),
         "num_test": len(test_records),
         "taxonomy_version": taxonomy.version,
@@ -588,28 +587,22 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
     return metrics
 
 
-def read_extra_train_data(paths: Sequence[str], taxonomy: Taxonomy) -> list[dict[str, Any]]:
-    """Records of the ``--extra-train-data`` files (errors name the file and line). A relative
-    path that does not exist from the working directory is read from the repository root, so a
-    config file's ``data/real/train.jsonl`` works from any directory."""
+def read_extra_train_data(paths: Sequence[str], taxonomy: Taxonomy) -> dict[str, list[dict[str, Any]]]:
+    """Records of each ``--extra-train-data`` file, keyed by the path as given (errors name the
+    file and line). A relative path that does not exist from the working directory is read from
+    the repository root, so a config file's ``data/real/train.jsonl`` works from any directory."""
     from training.data import REPO_ROOT, DataError, read_jsonl
 
-    records: list[dict[str, Any]] = []
-    for path in paths:
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for given in paths:
+        path = given
         if not Path(path).exists() and not Path(path).is_absolute() and (REPO_ROOT / path).is_file():
             path = str(REPO_ROOT / path)
         try:
-            records += read_jsonl(path, taxonomy)
+            by_file[given] = read_jsonl(path, taxonomy)
         except (DataError, FileNotFoundError) as exc:
             raise SystemExit(f"error: --extra-train-data: {exc}") from exc
-    return records
-
-
-def _count_per_file(paths: Sequence[str]) -> list[int]:
-    from training.data import REPO_ROOT
-
-    files = [Path(p) if Path(p).exists() else REPO_ROOT / p for p in paths]
-    return [sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()) for f in files]
+    return by_file
 
 
 def _data_summary(splits: dict[str, list[dict[str, Any]]], taxonomy: Taxonomy, data_dir: str) -> str:

@@ -205,3 +205,16 @@ def test_extra_train_data_is_trained_on_and_recorded(tiny_backbone: Path, tmp_pa
     with pytest.raises(SystemExit, match=r"--extra-train-data: .*bad\.jsonl:1: unknown label"):
         main(["--model-name-or-path", str(tiny_backbone), "--output-dir", str(tmp_path / "m2"), *flags,
               "--extra-train-data", str(bad)])
+
+
+def test_a_malformed_adjudication_line_is_named(tmp_path: Path) -> None:
+    from training.real_texts import apply_adjudication
+
+    records = [passage(1, "a.id", "Camat hadir di deklarasi paslon.", ["hadir_kampanye_deklarasi"])]
+    lines = ['{"id": "t-001", "final": ["hadir_kampanye_deklarasi"]}', '{"id": "t-001"}']
+    (tmp_path / "adjudication.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+    with pytest.raises(DataError, match=r"adjudication\.jsonl:2: expected an object with an 'id' and a 'final'"):
+        apply_adjudication(records, tmp_path, TAXONOMY)
+    (tmp_path / "adjudication.jsonl").write_text("{not json\n", "utf-8")
+    with pytest.raises(DataError, match=r"adjudication\.jsonl:1: invalid JSON"):
+        apply_adjudication(records, tmp_path, TAXONOMY)
