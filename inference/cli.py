@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=None,
                         help="one threshold for all labels (default: the model's thresholds.json)")
     parser.add_argument("--num-threads", type=int, default=None, help="intra-op threads")
+    parser.add_argument("--tokenizer-engine", choices=["auto", "compact", "tokenizers"], default="auto",
+                        help="auto: the compact Unigram tokenizer for large vocabularies (e5: same ids, "
+                             "about 230 MB less memory, slower); tokenizers: always the library")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its completed chunks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -219,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         clf = Classifier.from_pretrained(args.model_dir, backend=args.backend, device=args.device,
                                          num_threads=args.num_threads, onnx_file=args.onnx_file,
                                          max_batch_tokens=args.max_batch_tokens or "auto",
-                                         revision=args.revision)
+                                         revision=args.revision, tokenizer_engine=args.tokenizer_engine)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_MODEL

