@@ -19,16 +19,18 @@ from tokenizers import Tokenizer, processors
 
 from inference.compact_unigram import CompactUnigramTokenizer
 
+AnyTokenizer = Tokenizer | CompactUnigramTokenizer
+
 #: Name of the prefix entry in the post-processor's special tokens.
 PREFIX_ENTRY = "INPUT_PREFIX"
 
 
-def prefix_ids(tokenizer: Tokenizer | CompactUnigramTokenizer, prefix: str) -> list[int]:
+def prefix_ids(tokenizer: AnyTokenizer, prefix: str) -> list[int]:
     """Token ids of ``prefix`` on its own (no special tokens)."""
     return list(tokenizer.encode(prefix.strip(), add_special_tokens=False).ids)
 
 
-def _special_frame(tokenizer: Tokenizer | CompactUnigramTokenizer) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+def _special_frame(tokenizer: AnyTokenizer) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """Special tokens the current post-processor puts before and after a single text."""
     probe = "x"
     plain = tokenizer.encode(probe, add_special_tokens=False)
@@ -65,7 +67,7 @@ def apply_input_prefix(tokenizer: Tokenizer, prefix: str) -> None:
     )
 
 
-def check_input_prefix(tokenizer: Tokenizer | CompactUnigramTokenizer, config: dict[str, Any], source: str) -> None:
+def check_input_prefix(tokenizer: AnyTokenizer, config: dict[str, Any], source: str) -> None:
     """Raise ``ValueError`` when ``config["input_prefix"]`` is set but the tokenizer does not add it."""
     prefix = config.get("input_prefix") or ""
     if not prefix.strip():

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -92,7 +93,8 @@ class WindowTokenizer:
     def windows(self, texts: Sequence[str], offset: int = 0) -> list[Window]:
         """Encode texts into windows; ``text_index`` counts from ``offset``."""
         out: list[Window] = []
-        for i, enc in enumerate(self.tokenizer.encode_batch(list(texts))):
+        encodings: list[Any] = self.tokenizer.encode_batch(list(texts))  # either engine's encodings
+        for i, enc in enumerate(encodings):
             for part in (enc, *enc.overflowing):
                 out.append(Window(offset + i, list(part.ids), list(part.type_ids)))
         return out

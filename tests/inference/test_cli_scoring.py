@@ -128,6 +128,8 @@ def test_bad_rows_in_jsonl_still_come_out(tmp_path: Path, trained_model_dir: Pat
     (["--batch-size", "0"], 2, "--batch-size and --chunk-size must be >= 1"),
     (["--threshold", "2"], 2, "strictly between 0 and 1"),
     (["--model-dir", "no-model"], 3, "cannot load the model"),
+    # the tiny model's WordPiece vocabulary cannot run on the compact Unigram tokenizer
+    (["--tokenizer-engine", "compact"], 3, "model type 'WordPiece' is not Unigram"),
 ])
 def test_usage_errors_have_documented_exit_codes(tmp_path: Path, trained_model_dir: Path, argv: list[str],
                                                  code: int, message: str, capsys: pytest.CaptureFixture[str],

@@ -36,7 +36,8 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
     """Random strings over what breaks tokenizers: emoji with variation selectors, full-width
     forms that NFKC folds (``＜s＞`` becomes ``<s>``), special tokens, odd whitespace, many scripts."""
     rng = random.Random(seed)
-    alphabet = list("aAzZ09 \t\n  .,!?@#_-'\"()[]{}<>/\\:;…–—“”‘’ÀéñüßİıŞğ日本語한국어عربيРусский\u200b\u00a0\u3000ａｂ１２") + [
+    alphabet = [*"aAzZ09 \t\n  .,!?@#_-'\"()[]{}<>/\\:;…–—“”‘’ÀéñüßİıŞğ",
+                *"日本語한국어عربيРусский\u200b\u00a0\u3000ａｂ１２",
         "😀", "🙏", "🇮🇩", "✌️", "☝️", "👍", "＜s＞", "<s>", "</s>", "<mask>", "<pad>", "<unk>", "wkwk", "...", "!!!"]
     out = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(n)]
 
@@ -46,7 +47,7 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
             if not 0xD800 <= code <= 0xDFFF:
                 return chr(code)
     out += ["".join(any_char() for _ in range(rng.randint(1, 20))) for _ in range(n // 5)]
-    return out + ["", " ", "<s><s>", "a <mask> b", "x<pad>y", "  leading", "trailing  ", "\u00a0"]
+    return [*out, "", " ", "<s><s>", "a <mask> b", "x<pad>y", "  leading", "trailing  ", "\u00a0"]
 
 
 def assert_same_encodings(library, compact, texts: list[str]) -> None:

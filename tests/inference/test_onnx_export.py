@@ -136,7 +136,7 @@ def test_int8_schemes_go_from_all_int8_to_fp32_fallbacks(exported: Path) -> None
     assert calibration and calibration[0]["input_ids"].dtype == np.int64
     schemes = int8_schemes(fp32, calibration)
     assert [s.name for s in schemes] == [
-        "all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 32)",
+        "all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 16)",
         "classifier layer in fp32", "feed-forward output in fp32", "feed-forward layers in fp32"]
     layers = json.loads((exported / "config.json").read_text("utf-8"))["num_hidden_layers"]
     assert [s.fp32_nodes for s in schemes] == [0, 0, 0, 1, 1 + layers, 1 + 2 * layers]
@@ -160,7 +160,7 @@ def test_int8_schemes_go_from_all_int8_to_fp32_fallbacks(exported: Path) -> None
 def test_every_scheme_tried_is_reported_when_all_fail(model_copy: Path) -> None:
     with pytest.raises(ExportRefused) as err:
         export_model(model_copy, check_data=CHECK, quantize="int8", min_agreement=1.01)
-    for name in ("all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 32)",
+    for name in ("all weights int8", "static int8 (QDQ, calibrated)", "weight-only int8 (blocks of 16)",
                  "feed-forward layers in fp32"):
         assert name in str(err.value)
 
