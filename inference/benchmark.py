@@ -8,7 +8,9 @@ texts, in this order:
 
 1. ``torch-fixed``: PyTorch fp32, every batch padded to ``max_length``, input order (the naive baseline);
 2. ``torch-dynamic``: PyTorch fp32, length-sorted batches padded to their longest window;
-3. ``onnx-fp32`` and 4. ``onnx-int8``: ONNX Runtime with the same dynamic batching.
+3. ``onnx-fp32`` and 4. ``onnx-int8``: ONNX Runtime with the same dynamic batching;
+5. on request (``--configs``), ``onnx-int8-tokenizers``: the int8 path tokenizing with the
+   ``tokenizers`` library where the default picks the compact Unigram tokenizer.
 
 It prints texts/s, tokens/s, p50/p95 batch latency, peak RSS and label agreement with the
 naive PyTorch fp32 run, then the ratios against it, and writes a JSON file and a markdown
@@ -34,6 +36,9 @@ import numpy as np
 from inference.modeldir import ONNX_FP32_FILE, ONNX_INT8_FILE, atomic_write_text, read_json, write_json
 
 CONFIGS = ("torch-fixed", "torch-dynamic", "onnx-fp32", "onnx-int8")
+#: on request: the int8 path with the ``tokenizers`` library even where ``auto`` picks the compact
+#: Unigram tokenizer, to show what each engine costs in memory and tokenizing speed in one run
+EXTRA_CONFIGS = ("onnx-int8-tokenizers",)
 INDOBERT_BASE_CONFIG = {  # indobenchmark/indobert-base-p1 config.json
     "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
     "max_position_embeddings": 512, "vocab_size": 50000, "type_vocab_size": 2, "hidden_act": "gelu",
@@ -104,11 +109,14 @@ def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threa
     from inference.text import normalize_text
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
+    engine = "tokenizers" if config.endswith("-tokenizers") else "auto"
     if config.startswith("torch"):
-        clf = Classifier.from_pretrained(model_dir, backend="torch", device="cpu", num_threads=threads)
+        clf = Classifier.from_pretrained(model_dir, backend="torch", device="cpu", num_threads=threads,
+                                         tokenizer_engine=engine)
     else:
-        onnx_file = ONNX_INT8_FILE if config == "onnx-int8" else ONNX_FP32_FILE
-        clf = Classifier.from_pretrained(model_dir, backend="onnx", onnx_file=onnx_file, num_threads=threads)
+        onnx_file = ONNX_INT8_FILE if config.startswith("onnx-int8") else ONNX_FP32_FILE
+        clf = Classifier.from_pretrained(model_dir, backend="onnx", onnx_file=onnx_file, num_threads=threads,
+                                         tokenizer_engine=engine)
     tok = clf.tokenizer
     t_tok = time.perf_counter()
     windows = tok.windows([normalize_text(t) for t in texts])
@@ -295,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, help="texts (.jsonl with 'text' or .txt); default: the model's data")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated subset of " + ",".join((*CONFIGS, *EXTRA_CONFIGS)))
     parser.add_argument("--name", default=None, help="section name in the markdown file")
     parser.add_argument("--json", default=None, help="where to write the JSON result")
     parser.add_argument("--markdown", default="docs/benchmarks.md", help="markdown file to update ('' = none)")
@@ -314,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--model-dir is required")
     model_dir = Path(args.model_dir)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    unknown = set(configs) - set(CONFIGS)
+    unknown = set(configs) - set(CONFIGS) - set(EXTRA_CONFIGS)
     if unknown:
         parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
     if any(c.startswith("onnx") for c in configs) and not (model_dir / ONNX_INT8_FILE).is_file():
