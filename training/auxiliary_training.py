@@ -63,11 +63,36 @@ def add_target_columns(rows: dict[str, list[Any]], records: Sequence[dict[str, A
         rows[target_column(task)] = per_text if text_index is None else [per_text[i] for i in text_index]
 
 
-def auxiliary_loss(model: Any, inputs: dict[str, Any], weights: Mapping[str, float]) -> Any:
+#: ``--auxiliary-class-weighting`` choices
+CLASS_WEIGHTINGS = ("none", "balanced")
+
+
+def class_weights(records: Sequence[dict[str, Any]], task: AuxiliaryTask, scheme: str = "none",
+                  cap: float = 10.0) -> list[float] | None:
+    """Per-class weights of a head's cross-entropy, from the training records.
+
+    ``"balanced"``: ``n / (k * count)`` over the records whose side field is known (scikit-learn's
+    "balanced" rule), capped at ``cap`` so a class seen a handful of times cannot dominate; a
+    class absent from training gets 1. ``"none"``: ``None`` (every class weighs 1).
+    """
+    if scheme not in CLASS_WEIGHTINGS:
+        raise SystemExit(f"error: --auxiliary-class-weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, "
+                         f"got {scheme!r}")
+    if scheme == "none":
+        return None
+    known = [t for t in targets(records, task) if t != IGNORE_INDEX]
+    counts = [known.count(i) for i in range(len(task.classes))]
+    present = sum(1 for c in counts if c)
+    return [min(cap, len(known) / (present * c)) if c else 1.0 for c in counts]
+
+
+def auxiliary_loss(model: Any, inputs: dict[str, Any], weights: Mapping[str, float],
+                   class_weights: Mapping[str, Sequence[float] | None] | None = None) -> Any:
     """Weighted cross-entropy of every head for the model's latest forward pass.
 
     Pops each task's target column from ``inputs``; a batch in which a task has no target
-    contributes nothing for it (instead of a NaN).
+    contributes nothing for it (instead of a NaN). ``class_weights`` (see :func:`class_weights`)
+    weighs each head's classes.
     """
     import torch
 
@@ -79,8 +104,11 @@ def auxiliary_loss(model: Any, inputs: dict[str, Any], weights: Mapping[str, flo
         target = inputs.pop(f"{name}_labels", None)
         if target is None or weight <= 0 or name not in logits or not bool((target != IGNORE_INDEX).any()):
             continue
+        per_class = (class_weights or {}).get(name)
         loss = weight * torch.nn.functional.cross_entropy(
-            logits[name].float(), target.to(logits[name].device), ignore_index=IGNORE_INDEX)
+            logits[name].float(), target.to(logits[name].device), ignore_index=IGNORE_INDEX,
+            weight=None if per_class is None else torch.tensor(per_class, dtype=torch.float32,
+                                                               device=logits[name].device))
         total = loss if total is None else total + loss
     return total
 

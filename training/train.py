@@ -37,7 +37,7 @@ from inference.modeldir import (
 from inference.taxonomy import REPO_TAXONOMY_PATH, TAXONOMY_FILENAME, Taxonomy, load_taxonomy
 from inference.text import normalize_text
 from inference.windows import WindowTokenizer
-from training.auxiliary_training import add_target_columns, attach_for_training, auxiliary_metrics
+from training.auxiliary_training import add_target_columns, attach_for_training, auxiliary_metrics, class_weights
 from training.backbone import BackboneUnavailableError, resolve_backbone
 from training.data import DEFAULT_DATA_DIR, dataset_stats, label_matrix, load_splits
 from training.model_setup import (
@@ -106,6 +106,9 @@ class ClassifierArguments:
         "help": "Weight of the auxiliary actor head's loss (learns aktor_asn; 0 = no actor head)."})
     text_type_loss_weight: float = field(default=0.0, metadata={
         "help": "Weight of the auxiliary text-type head's loss (learns jenis_teks; 0 = no text-type head)."})
+    auxiliary_class_weighting: str = field(default="none", metadata={
+        "help": "Class weights of the auxiliary heads' cross-entropy: none, or balanced (inverse class "
+                "frequency in training, capped at 10)."})
     calibrate: bool = field(default=True, metadata={
         "help": "Fit per-label Platt scaling on the validation split and fold it into the output layer."})
     calibration_min_examples: int = field(default=5, metadata={
@@ -257,10 +260,12 @@ def build_trainer_class() -> type:
 
     class WeightedBCETrainer(Trainer):
         def __init__(self, *args: Any, pos_weight: np.ndarray | None = None,
-                     auxiliary_weights: dict[str, float] | None = None, **kwargs: Any) -> None:
+                     auxiliary_weights: dict[str, float] | None = None,
+                     auxiliary_class_weights: dict[str, list[float] | None] | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.pos_weight = None if pos_weight is None else torch.tensor(pos_weight)
             self.auxiliary_weights = dict(auxiliary_weights or {})
+            self.auxiliary_class_weights = dict(auxiliary_class_weights or {})
             # Our loss is a per-batch mean: let the Trainer divide it for gradient accumulation.
             self.model_accepts_loss_kwargs = False
 
@@ -276,7 +281,7 @@ def build_trainer_class() -> type:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, labels.to(logits.dtype), pos_weight=weight)
             if self.auxiliary_weights:
-                extra = auxiliary_loss(model, targets, self.auxiliary_weights)
+                extra = auxiliary_loss(model, targets, self.auxiliary_weights, self.auxiliary_class_weights)
                 loss = loss if extra is None else loss + extra
             return (loss, outputs) if return_outputs else loss
 
@@ -455,6 +460,8 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         callbacks=callbacks,
         pos_weight=pos_weight,
         auxiliary_weights={t.name: aux_weights[t.name] for t in aux_tasks},
+        auxiliary_class_weights={t.name: class_weights(train_records, t, cls_args.auxiliary_class_weighting)
+                                 for t in aux_tasks},
     )
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     if is_main and resume:
@@ -529,6 +536,7 @@ def run(model_args: Any, data_args: Any, cls_args: Any, training_args: Any) -> d
         "train_rows": len(train_ds),
         "linear_probe": probe_record,
         "auxiliary_loss_weights": {t.name: aux_weights[t.name] for t in aux_tasks},
+        "auxiliary_class_weighting": cls_args.auxiliary_class_weighting if aux_tasks else None,
         "use_pos_weight": cls_args.use_pos_weight,
         "pos_weight_cap": cls_args.pos_weight_cap,
         "calibration": calibration,

@@ -212,3 +212,45 @@ def test_auxiliary_loss_ignores_missing_targets_and_negative_weights_are_refused
     with pytest.raises(SystemExit, match="--actor-loss-weight must be >= 0"):
         active_tasks({"actor": -1.0})
     assert active_tasks({"actor": 0.0, "text_type": 0.0}) == []
+
+
+def test_balanced_class_weights_lift_rare_actors_in_the_loss() -> None:
+    import torch
+
+    from inference.auxiliary import KNOWN_TASKS
+    from inference.auxiliary_heads import attach_auxiliary_heads, auxiliary_logits
+    from training.auxiliary_training import auxiliary_loss, class_weights
+
+    actor = KNOWN_TASKS["actor"]
+    first, rare = actor.classes[0], actor.classes[2]
+    records = [{"aktor_asn": first}] * 6 + [{"aktor_asn": rare}] * 2 + [{"text": "no side field"}]
+    weights = class_weights(records, actor, "balanced")
+    assert weights is not None and len(weights) == len(actor.classes)
+    # 8 known records, 2 classes present: 8 / (2 * 6) and 8 / (2 * 2); absent classes weigh 1
+    assert weights[0] == pytest.approx(8 / 12) and weights[2] == pytest.approx(2.0)
+    assert weights[1] == 1.0 and weights[3] == 1.0
+    assert class_weights(records, actor, "none") is None
+    assert class_weights([{"aktor_asn": first}] * 50 + [{"aktor_asn": rare}], actor, "balanced")[2] == 10.0  # capped
+    with pytest.raises(SystemExit, match="--auxiliary-class-weighting"):
+        class_weights(records, actor, "inverse")
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = torch.nn.Linear(4, 12)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(x)
+
+    torch.manual_seed(0)
+    model = Tiny()
+    attach_auxiliary_heads(model, [actor])
+    model(torch.randn(4, 4))
+    target = torch.tensor([0, 0, 0, 2])
+    logits = auxiliary_logits(model)["actor"].detach().float()
+    got = auxiliary_loss(model, {"actor_labels": target.clone()}, {"actor": 1.0}, {"actor": weights})
+    nll = -torch.log_softmax(logits, dim=-1)[torch.arange(4), target]
+    w = torch.tensor(weights)[target]
+    assert float(got) == pytest.approx(float((w * nll).sum() / w.sum()), rel=1e-5)
+    plain = auxiliary_loss(model, {"actor_labels": target.clone()}, {"actor": 1.0})
+    assert float(plain) == pytest.approx(float(nll.mean()), rel=1e-5) and float(plain) != pytest.approx(float(got))
