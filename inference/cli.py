@@ -19,8 +19,9 @@ completed chunk; the result equals that of an uninterrupted run.
 
 Exit codes: 0 done (row-level problems are reported in the ``error`` column); 1 the input or
 output cannot be used (missing file, unknown format, missing text column, resume mismatch);
-2 invalid command-line usage; 3 the model cannot be loaded; 130 interrupted (completed chunks
-are kept for ``--resume``).
+2 invalid command-line usage; 3 the model cannot be loaded; 130 interrupted by Ctrl-C (SIGINT)
+and 143 stopped by SIGTERM (a batch scheduler ending the job); in both cases completed chunks
+are kept for ``--resume``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +55,15 @@ from inference.tabular import (
 )
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a job killed by it
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the chunk being scored is dropped, finished ones are kept."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
 MANIFEST = "manifest.json"
 
 
@@ -246,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
                    dynamic_ncols=True, smoothing=0.1)
     started, n_rows, n_flagged, n_errors = time.time(), 0, 0, 0
     all_columns: list[str] = []
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         for index, chunk in enumerate(iter_chunks(input_path, in_fmt, args.chunk_size)):
             for row in chunk:
@@ -269,13 +283,15 @@ def run(args: argparse.Namespace) -> int:
             n_errors += sum(1 for r in rows if r.get("error"))
             if bar is not None:
                 bar.update(len(rows))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if bar is not None:
             bar.close()
-        print(f"\ninterrupted: completed chunks are kept in {parts_dir}; rerun with --resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"\n{how}: completed chunks are kept in {parts_dir}; rerun with --resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
     finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if bar is not None:
             bar.close()
     n_parts = len(list(parts_dir.glob("part-*")))

@@ -220,7 +220,9 @@ def test_resume_after_a_killed_run_equals_an_uninterrupted_run(tmp_path: Path, t
     assert not parts.exists()
 
 
-def test_sigint_keeps_completed_chunks_and_exits_130(tmp_path: Path, trained_model_dir: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_or_sigterm_keeps_completed_chunks(tmp_path: Path, trained_model_dir: Path, sig: int,
+                                                  code: int) -> None:
     rows, chunk, interrupted_after = 60, 10, 2
     src = big_csv(tmp_path / "big.csv", rows)
     out = tmp_path / "o.jsonl"
@@ -230,9 +232,9 @@ def test_sigint_keeps_completed_chunks_and_exits_130(tmp_path: Path, trained_mod
                             "--chunk-size", str(chunk), "--backend", "torch", "--no-progress"],
                            marker, after_chunks=interrupted_after)
     wait_for_gate(proc, marker)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "rerun with --resume" in err
     assert part_names(parts) == [f"part-{i:06d}" for i in range(interrupted_after)], \
         "exactly the chunks completed before the interrupt must be kept"
