@@ -7,6 +7,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -187,12 +188,9 @@ def test_ray_actor_adds_the_auxiliary_columns_with_fixed_types(aux_model_dir: Pa
     assert out.column("actor").to_pylist()[3] is None
 
 
-def test_auxiliary_loss_ignores_missing_targets_and_negative_weights_are_refused() -> None:
+def tiny_classifier() -> Any:
+    """A 4-feature module whose only layer is named ``classifier`` (where the heads attach)."""
     import torch
-
-    from inference.auxiliary import KNOWN_TASKS
-    from inference.auxiliary_heads import attach_auxiliary_heads
-    from training.auxiliary_training import IGNORE_INDEX, active_tasks, auxiliary_loss
 
     class Tiny(torch.nn.Module):
         def __init__(self) -> None:
@@ -202,7 +200,17 @@ def test_auxiliary_loss_ignores_missing_targets_and_negative_weights_are_refused
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.classifier(x)
 
-    model = Tiny()
+    return Tiny()
+
+
+def test_auxiliary_loss_ignores_missing_targets_and_negative_weights_are_refused() -> None:
+    import torch
+
+    from inference.auxiliary import KNOWN_TASKS
+    from inference.auxiliary_heads import attach_auxiliary_heads
+    from training.auxiliary_training import IGNORE_INDEX, active_tasks, auxiliary_loss
+
+    model = tiny_classifier()
     attach_auxiliary_heads(model, [KNOWN_TASKS["actor"]])
     model(torch.randn(3, 4))
     none_known = {"actor_labels": torch.full((3,), IGNORE_INDEX)}
@@ -234,16 +242,8 @@ def test_balanced_class_weights_lift_rare_actors_in_the_loss() -> None:
     with pytest.raises(SystemExit, match="--auxiliary-class-weighting"):
         class_weights(records, actor, "inverse")
 
-    class Tiny(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.classifier = torch.nn.Linear(4, 12)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.classifier(x)
-
     torch.manual_seed(0)
-    model = Tiny()
+    model = tiny_classifier()
     attach_auxiliary_heads(model, [actor])
     model(torch.randn(4, 4))
     target = torch.tensor([0, 0, 0, 2])
