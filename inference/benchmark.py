@@ -106,6 +106,7 @@ def _rss_peak_mb() -> float:
 def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threads: int | None) -> dict[str, Any]:
     """Measure one configuration in this process (called in a fresh subprocess)."""
     from inference.classifier import Classifier, sigmoid
+    from inference.compact_unigram import CompactUnigramTokenizer
     from inference.text import normalize_text
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
@@ -156,7 +157,7 @@ def run_one(config: str, model_dir: str, texts_file: str, batch_size: int, threa
         "seconds": total,
         # tokenizing is outside ``seconds``; reported so a slower tokenizer engine is visible
         "tokenize_texts_per_s": len(texts) / tokenize_s if tokenize_s > 0 else float("inf"),
-        "tokenizer_engine": type(tok.tokenizer).__name__,
+        "tokenizer_engine": "compact" if isinstance(tok.tokenizer, CompactUnigramTokenizer) else "tokenizers",
         "texts_per_s": len(texts) / total,
         "tokens_per_s": sum(len(w.input_ids) for w in windows) / total,
         "latency_p50_ms": float(np.percentile(latencies, 50) * 1000),
@@ -242,10 +243,6 @@ def benchmark(model_dir: Path, texts: list[str], batch_size: int, threads: int |
     return {"runs": runs, "reference": reference["config"]}
 
 
-def _engine_name(run: dict[str, Any]) -> str:
-    return "compact" if run.get("tokenizer_engine") == "CompactUnigramTokenizer" else "tokenizers"
-
-
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -272,7 +269,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"{r['latency_p95_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['label_agreement']:.2%} | "
             f"{r['label_set_agreement']:.1%} | "
             f"{r['speedup']:.2f}x | {r['memory_ratio']:.2f}x | "
-            f"{_engine_name(r)}: {r.get('tokenize_texts_per_s', float('nan')):.0f} |"
+            f"{r.get('tokenizer_engine', 'tokenizers')}: {r.get('tokenize_texts_per_s', float('nan')):.0f} |"
         )
     if result.get("note"):
         lines += ["", result["note"]]

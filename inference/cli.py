@@ -64,6 +64,8 @@ class _Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated
+
+
 MANIFEST = "manifest.json"
 
 

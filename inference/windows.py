@@ -85,7 +85,7 @@ class WindowTokenizer:
 
         ``engine`` (see :func:`inference.compact_unigram.load_tokenizer`): ``"auto"`` runs large
         Unigram vocabularies (multilingual-e5) with the compact tokenizer, which gives the same ids
-        in about 60 MB instead of about 290 MB; ``"tokenizers"`` always uses the library (faster).
+        in about 80 MB instead of about 280 MB; ``"tokenizers"`` always uses the library (faster).
         """
         path = Path(model_dir)
         return cls(load_tokenizer(path / "tokenizer.json", engine), max_length, stride, path)

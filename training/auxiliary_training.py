@@ -87,12 +87,12 @@ def class_weights(records: Sequence[dict[str, Any]], task: AuxiliaryTask, scheme
 
 
 def auxiliary_loss(model: Any, inputs: dict[str, Any], weights: Mapping[str, float],
-                   class_weights: Mapping[str, Sequence[float] | None] | None = None) -> Any:
+                   per_class_weights: Mapping[str, Sequence[float] | None] | None = None) -> Any:
     """Weighted cross-entropy of every head for the model's latest forward pass.
 
     Pops each task's target column from ``inputs``; a batch in which a task has no target
-    contributes nothing for it (instead of a NaN). ``class_weights`` (see :func:`class_weights`)
-    weighs each head's classes.
+    contributes nothing for it (instead of a NaN). ``per_class_weights`` (from
+    :func:`class_weights`) weighs each head's classes.
     """
     import torch
 
@@ -104,7 +104,7 @@ def auxiliary_loss(model: Any, inputs: dict[str, Any], weights: Mapping[str, flo
         target = inputs.pop(f"{name}_labels", None)
         if target is None or weight <= 0 or name not in logits or not bool((target != IGNORE_INDEX).any()):
             continue
-        per_class = (class_weights or {}).get(name)
+        per_class = (per_class_weights or {}).get(name)
         loss = weight * torch.nn.functional.cross_entropy(
             logits[name].float(), target.to(logits[name].device), ignore_index=IGNORE_INDEX,
             weight=None if per_class is None else torch.tensor(per_class, dtype=torch.float32,

@@ -107,6 +107,7 @@ class ClassifierArguments:
     text_type_loss_weight: float = field(default=0.0, metadata={
         "help": "Weight of the auxiliary text-type head's loss (learns jenis_teks; 0 = no text-type head)."})
     auxiliary_class_weighting: str = field(default="none", metadata={
+        "choices": ["none", "balanced"],
         "help": "Class weights of the auxiliary heads' cross-entropy: none, or balanced (inverse class "
                 "frequency in training, capped at 10)."})
     calibrate: bool = field(default=True, metadata={

@@ -23,7 +23,7 @@ def test_benchmark_writes_figures_for_every_backend(trained_model_dir: Path, tmp
     assert [r["config"] for r in result["runs"]] == ["torch-fixed", "torch-dynamic", "onnx-fp32", "onnx-int8"]
     for r in result["runs"]:
         assert r["texts"] == 60 and r["texts_per_s"] > 0 and r["peak_rss_mb"] > 0
-        assert r["tokenize_texts_per_s"] > 0 and r["tokenizer_engine"] == "Tokenizer"  # WordPiece: the library
+        assert r["tokenize_texts_per_s"] > 0 and r["tokenizer_engine"] == "tokenizers"  # WordPiece: the library
         assert 0.0 <= r["label_agreement"] <= 1.0
     fixed, dynamic = result["runs"][0], result["runs"][1]
     assert fixed["padded_tokens"] > dynamic["padded_tokens"]  # fixed padding really pads to max_length

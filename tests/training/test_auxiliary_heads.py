@@ -241,6 +241,10 @@ def test_balanced_class_weights_lift_rare_actors_in_the_loss() -> None:
     assert class_weights([{"aktor_asn": first}] * 50 + [{"aktor_asn": rare}], actor, "balanced")[2] == 10.0  # capped
     with pytest.raises(SystemExit, match="--auxiliary-class-weighting"):
         class_weights(records, actor, "inverse")
+    from training.train import parse_args
+
+    with pytest.raises(SystemExit):  # refused by the argument parser, before any model is loaded
+        parse_args(["--output-dir", "x", "--auxiliary-class-weighting", "inverse"])
 
     torch.manual_seed(0)
     model = tiny_classifier()
