@@ -277,7 +277,7 @@ def build_trainer_class() -> type:
             labels = inputs.pop("labels")
             targets = {k: inputs.pop(k) for k in list(inputs) if k.endswith("_labels")}
             outputs = model(**inputs)
-            logits = outputs.logits
+            logits = outputs.logits.float()  # under bf16 autocast (CPU or GPU) the loss stays fp32
             weight = None if self.pos_weight is None else self.pos_weight.to(logits.device, logits.dtype)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, labels.to(logits.dtype), pos_weight=weight)
