@@ -39,6 +39,7 @@ from inference.text import normalize_text
 from inference.windows import WindowTokenizer
 from training.auxiliary_training import add_target_columns, attach_for_training, auxiliary_metrics, class_weights
 from training.backbone import BackboneUnavailableError, resolve_backbone
+from training.cpu_precision import drop_emulated_bf16
 from training.data import DEFAULT_DATA_DIR, dataset_stats, label_matrix, load_splits
 from training.model_setup import (
     freeze_word_embeddings,
@@ -204,6 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Any, ...]:
         model_args, data_args, cls_args, training_args = parser.parse_args_into_dataclasses(args=full)
     except ValueError as exc:  # e.g. unknown key in the config file
         raise SystemExit(f"error: {exc}") from exc
+    drop_emulated_bf16(training_args)
     for flag in ("max_train_samples", "max_eval_samples"):
         value = getattr(data_args, flag)
         if value is not None and value < 1:
